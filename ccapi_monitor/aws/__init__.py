@@ -1,0 +1,1 @@
+"""AWS runtime: S3 store, CloudWatch metrics, Step Functions callback, X-Ray tracing."""

@@ -1,0 +1,44 @@
+"""The imagery backend interface: one region in, one :class:`DetectionResult` out."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from datetime import date
+from typing import Any, ClassVar
+
+from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.params import DetectionParams
+from ccapi_monitor.regions import Region
+
+
+class ImageryBackend(ABC):
+    """Implements DETECTION.md for one imagery source.
+
+    ``detect`` is called concurrently from several threads (one region each), so
+    implementations keep per-region state local. It raises
+    :class:`~ccapi_monitor.errors.DetectionError` with a message a person can act on;
+    it never returns zeros for a region it could not measure.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: DetectionParams) -> None:
+        self.params = params
+
+    def describe(self, run_date: date) -> dict[str, Any]:
+        """What the plan and ``report.json['imagery']`` say about this source (no credentials needed)."""
+        return {"source": self.name}
+
+    def prepare(self, regions: list[Region], run_date: date) -> None:  # noqa: B027 - optional hook
+        """Run once before regions start (e.g. the demo backend writes its archive)."""
+
+    def preflight(self) -> list[str]:
+        """Problems that would stop a run, one line each; empty when usable."""
+        return []
+
+    @abstractmethod
+    def detect(
+        self, region: Region, run_date: date, cancel: threading.Event | None = None
+    ) -> DetectionResult:
+        """Change detection for one region; checks ``cancel`` between units of work."""

@@ -1,0 +1,1 @@
+"""OpenStreetMap infrastructure sources: ``overpass``, ``pbf`` and ``off``."""

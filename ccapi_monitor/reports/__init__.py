@@ -1,0 +1,1 @@
+"""Reports: report.json, changes.geojson, report.html and the latest.json pointer."""

@@ -1,0 +1,100 @@
+"""Object stores for reports and checkpoints: one interface, a local folder or S3.
+
+Keys are '/'-separated paths relative to the store's root URI. Writes are
+all-or-nothing: a reader never sees half an object.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+class Store(ABC):
+    """A flat key/value view of a folder or an ``s3://bucket/prefix``."""
+
+    uri: str
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when it does not exist."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write atomically and return the object's URI."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def url_for(self, key: str) -> str:
+        return f"{self.uri.rstrip('/')}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return self.read_bytes(key) is not None
+
+
+class LocalStore(Store):
+    """A local folder; writes go to a temporary file in the same folder, then rename."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise ValueError(f"key escapes the store root: {key!r}")
+        return path
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        if not self.root.exists():
+            return []
+        keys = (
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() and not p.name.endswith(".part")
+        )
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def url_for(self, key: str) -> str:
+        return str(self._path(key))
+
+
+def open_store(uri: str, **s3_options: object) -> Store:
+    """A store for ``s3://bucket/prefix`` or a local folder path."""
+    if uri.startswith("s3://"):
+        from ccapi_monitor.aws.s3 import S3Store  # boto3 only when S3 is used
+
+        return S3Store.from_uri(uri, **s3_options)  # type: ignore[arg-type]
+    return LocalStore(uri)
