@@ -56,9 +56,7 @@ class DetectionParams(BaseModel):
     persist_days: int = Field(60, ge=1, description="persistence window [run_date - N d, run_date)")
     baseline_days: int = Field(365, ge=30, description="baseline: the N days before the persistence window")
     clear_threshold: float = Field(0.60, ge=0, le=1, description="Cloud Score+ cs_cdf at or above: clear")
-    scl_clear: tuple[int, ...] = Field(
-        (2, 4, 5, 6, 7), description="SCL classes kept as clear (stac/demo)"
-    )
+    scl_clear: tuple[int, ...] = Field((2, 4, 5, 6, 7), description="SCL classes kept as clear (stac/demo)")
     min_baseline_obs: int = Field(4, ge=1, description="fewer clear baseline observations: unobserved")
     stable_veg_p10: float = Field(0.45, description="baseline NDVI p10 at or above: perennial vegetation")
     clearing_drop: float = Field(0.15, description="clearing: NDVI_now below p10 minus this")

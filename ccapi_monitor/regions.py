@@ -40,7 +40,7 @@ class Region:
     def area_km2(self) -> float:
         """Geodesic area of the region polygon."""
         area_m2, _ = _GEOD.geometry_area_perimeter(self.geometry)
-        return abs(area_m2) / 1e6
+        return float(abs(area_m2)) / 1e6
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -51,7 +51,7 @@ class Region:
     def utm_epsg(self) -> int:
         """EPSG code of the UTM zone holding the region's centroid (327xx south, 326xx north)."""
         centroid = self.geometry.centroid
-        zone = min(60, int(math.floor((centroid.x + 180.0) / 6.0)) + 1)
+        zone = min(60, math.floor((float(centroid.x) + 180.0) / 6.0) + 1)
         return (32700 if centroid.y < 0 else 32600) + zone
 
     def to_feature(self) -> dict[str, Any]:
@@ -149,7 +149,9 @@ def load_regions(path: Path | str | None = None) -> list[Region]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RegionsFileError(f"regions file: {file} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise RegionsFileError(
+            f"regions file: {file} is not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     return parse_regions(document)
 
 

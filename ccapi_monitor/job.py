@@ -1,0 +1,281 @@
+"""One invocation of the worker: the glue between settings, runner, reports and AWS.
+
+``run_job`` owns the process-level concerns: the Step Functions heartbeat from the
+first second, signals, the confirmation prompt, publishing order, metrics, the
+callback and the exit code. Everything it calls is testable on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+import structlog
+
+from ccapi_monitor.aws.metrics import publish_run_metrics
+from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success_payload
+from ccapi_monitor.aws.tracing import Tracer, set_tracer
+from ccapi_monitor.changes import load_previous_run
+from ccapi_monitor.detection import create_backend
+from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.infrastructure.factory import create_infrastructure_source
+from ccapi_monitor.logs import register_secret
+from ccapi_monitor.models import RunSummary
+from ccapi_monitor.plan import Plan, build_plan, select_regions
+from ccapi_monitor.regions import Region, load_regions
+from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.runner import RunDependencies, Runner, new_run_id
+from ccapi_monitor.scoring import load_land_prices
+from ccapi_monitor.settings import Settings
+from ccapi_monitor.storage import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+SettingsFactory = Callable[[], Settings]
+
+
+class AbortController:
+    """Turns SIGINT/SIGTERM and a heartbeat's TaskTimedOut into one abort, raised in the main thread.
+
+    The signal handler raises :class:`AbortedError` wherever the main thread is (preparing
+    imagery, waiting for regions, publishing), so the process stops within seconds;
+    ``latest.json`` is written last, so an interrupted publish leaves it unchanged.
+    """
+
+    def __init__(self) -> None:
+        self.code: ExitCode | None = None
+        self.reason = ""
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.code is None:
+            self.code = ExitCode.SIGINT if signum == signal.SIGINT else ExitCode.SIGTERM
+            self.reason = self.reason or f"received {signal.Signals(signum).name}"
+        raise AbortedError(f"interrupted: {self.reason}", exit_code=self.code)
+
+    @contextmanager
+    def installed(self) -> Iterator[AbortController]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals can only be handled on the main thread (e.g. some test runners)
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
+
+    def watch(self, callback: TaskCallback) -> None:
+        """When Step Functions gives up on the task, stop the way SIGTERM stops."""
+
+        def wait_for_abort() -> None:
+            callback.aborted.wait()
+            if self.code is None:
+                self.code = ExitCode.SIGTERM
+                self.reason = (
+                    f"Step Functions ended the task ({callback.abort_reason or 'heartbeat rejected'})"
+                )
+                signal.raise_signal(signal.SIGTERM)
+
+        threading.Thread(target=wait_for_abort, name="abort-watch", daemon=True).start()
+
+    def check(self) -> ExitCode | None:
+        return self.code
+
+
+def _progress(done: int, failed: int, total: int) -> None:
+    """A one-line progress display for people at a terminal; logs carry the rest."""
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        click.echo(f"\rregions: {done}/{total} done, {failed} failed", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+
+def _confirm(settings: Settings, plan: Plan) -> bool:
+    """Ask on a TTY; refuse at once without one (never hang, never EOFError)."""
+    if settings.auto_confirm:
+        return True
+    if not sys.stdin.isatty():
+        raise InvalidInputError(
+            "no terminal to confirm on: pass --auto-confirm (or set CCAPI_AUTO_CONFIRM=1) to run unattended"
+        )
+    click.echo(plan.render())
+    return click.confirm("Run this plan?", default=False)
+
+
+def _register_settings_secrets(settings: Settings) -> None:
+    for secret in (settings.gee_service_account_key, settings.task_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    if settings.execution_arn:
+        structlog.contextvars.bind_contextvars(execution_arn=settings.execution_arn)
+
+
+def _stores(settings: Settings) -> tuple[Store, Store]:
+    return (
+        open_store(settings.output, kms_key_id=settings.kms_key_id),
+        open_store(settings.cache, kms_key_id=settings.kms_key_id),
+    )
+
+
+def _select(settings: Settings) -> list[Region]:
+    return select_regions(load_regions(settings.regions_file), settings.regions, settings.regions_count)
+
+
+def _report_error(code: ExitCode, message: str) -> None:
+    click.echo(f"ccapi-monitor: error: {message}", err=True)
+    log.error("run_failed", exit_code=int(code), error=message)
+
+
+def _hard_exit_if_threads_linger(code: ExitCode) -> None:
+    """Region threads cannot be killed; after an abort, do not let them hold the exit past stopTimeout."""
+    lingering = [t for t in threading.enumerate() if t.name.startswith("region") and t.is_alive()]
+    if lingering:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
+
+
+def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback) -> RunSummary | None:
+    """Plan, confirm, run and publish; ``None`` when the person at the prompt declined."""
+    regions = _select(settings)
+    backend = create_backend(settings)
+    params = backend.params
+    imagery = backend.describe(settings.run_date)
+    plan = build_plan(settings, regions, params, imagery)
+    if settings.dry_run:
+        click.echo(plan.render())
+        return None
+    if not _confirm(settings, plan):
+        click.echo("nothing run: the plan was not confirmed", err=True)
+        return None
+    reports, cache = _stores(settings)
+    infrastructure = create_infrastructure_source(
+        settings.infrastructure,
+        cache=cache,
+        endpoints=settings.overpass_endpoints,
+        osm_pbf=settings.osm_pbf,
+        buffer_km=settings.infrastructure_buffer_km,
+    )
+    deps = RunDependencies(
+        backend=backend,
+        infrastructure=infrastructure,
+        reports=reports,
+        cache=cache,
+        prices=load_land_prices(settings.land_prices_file),
+        params=params,
+        previous=load_previous_run(reports, before=settings.run_date),
+        imagery_info=imagery,
+    )
+    run_id = new_run_id()
+    tracer = Tracer(settings.xray)
+    set_tracer(tracer)
+    with tracer.run(run_id):
+        summary = Runner(
+            settings, regions, deps, run_id=run_id, abort_check=aborts.check, progress=_progress
+        ).run()
+        if aborts.check() is not None:
+            raise AbortedError(f"interrupted: {aborts.reason}", exit_code=aborts.code or ExitCode.SIGTERM)
+        html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
+        uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+    summary = summary.model_copy(update={"report_uris": uris})
+    publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
+    return summary
+
+
+def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
+    """The whole ``ccapi-monitor run``; returns the exit code (ARCHITECTURE.md, "Exit codes")."""
+    callback = callback or TaskCallback.from_env()
+    callback.start()  # heartbeats from the first second, before anything can fail
+    aborts = AbortController()
+    aborts.watch(callback)
+    summary: RunSummary | None = None
+    code = ExitCode.FAILED
+    try:
+        with aborts.installed():
+            try:
+                settings = settings_factory()
+                _register_settings_secrets(settings)
+                summary = _execute(settings, aborts, callback)
+                if summary is None:
+                    return ExitCode.OK
+                code = ExitCode(summary.exit_code)
+                if code in (ExitCode.OK, ExitCode.PARTIAL):
+                    callback.succeed(success_payload(summary))
+                else:
+                    message = "no region succeeded"
+                    _report_error(code, message)
+                    callback.fail(FAILURE_ERROR_NAMES[code], failure_cause(int(code), message, summary))
+                return code
+            except CCAPIError as exc:
+                code = exc.exit_code
+                _report_error(code, str(exc))
+                callback.fail(
+                    FAILURE_ERROR_NAMES.get(code, "CCAPI.Failed"), failure_cause(int(code), str(exc), summary)
+                )
+                if isinstance(exc, AbortedError):
+                    _hard_exit_if_threads_linger(code)
+                return code
+            except Exception as exc:  # a bug or an unexpected library failure: still exit 1 with a callback
+                log.exception("run_crashed")
+                code = ExitCode.FAILED
+                message = f"{type(exc).__name__}: {exc}"
+                click.echo(f"ccapi-monitor: error: {message}", err=True)
+                callback.fail("CCAPI.Failed", failure_cause(int(code), message, summary))
+                return code
+    finally:
+        callback.stop()
+
+
+def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
+    """``ccapi-monitor preflight``: one line per failed check; exit 0 or 4 (3 for bad input)."""
+    from ccapi_monitor.preflight import run_preflight
+
+    callback = callback or TaskCallback.from_env()
+    callback.start()
+    try:
+        settings = settings_factory()
+        _register_settings_secrets(settings)
+        _select(settings)
+        _, cache = _stores(settings)
+        backend = create_backend(settings)
+        infrastructure = create_infrastructure_source(
+            settings.infrastructure,
+            cache=cache,
+            endpoints=settings.overpass_endpoints,
+            osm_pbf=settings.osm_pbf,
+            buffer_km=settings.infrastructure_buffer_km,
+        )
+        problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
+    except CCAPIError as exc:
+        _report_error(exc.exit_code, str(exc))
+        callback.fail(
+            FAILURE_ERROR_NAMES.get(exc.exit_code, "CCAPI.Failed"),
+            failure_cause(int(exc.exit_code), str(exc), None),
+        )
+        callback.stop()
+        return exc.exit_code
+    if problems:
+        for line in problems:
+            click.echo(f"preflight: FAIL {line}", err=True)
+        callback.fail(
+            "CCAPI.PreflightFailed", failure_cause(int(ExitCode.PREFLIGHT_FAILED), "; ".join(problems), None)
+        )
+        callback.stop()
+        return ExitCode.PREFLIGHT_FAILED
+    click.echo("preflight: all checks passed")
+    callback.succeed(
+        {"status": "succeeded", "exit_code": 0, "preflight": "ok", "run_date": settings.run_date.isoformat()}
+    )
+    callback.stop()
+    return ExitCode.OK

@@ -1,0 +1,107 @@
+"""report.json, changes.geojson and the publishing order that keeps a week whole.
+
+Report files are written first and ``weekly/latest.json`` last, so a reader that
+follows the pointer always finds a complete run; a run that does not complete never
+moves it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ccapi_monitor.models import RunSummary
+from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
+from ccapi_monitor.storage import Store
+
+log = structlog.get_logger(__name__)
+
+_REGION_FIELDS = (
+    "name",
+    "province",
+    "focus",
+    "priority",
+    "tier",
+    "area_km2",
+    "status",
+    "error",
+    "observed_fraction",
+    "area_ha",
+    "new_area_ha",
+    "polygon_count",
+    "scenes",
+    "infrastructure",
+    "score",
+    "duration_s",
+    "from_checkpoint",
+)
+
+
+def build_report(summary: RunSummary) -> dict[str, Any]:
+    """The machine-readable report; validated against ``docs/report.schema.json`` in tests."""
+    regions = [r.model_dump(mode="json", include=set(_REGION_FIELDS)) for r in summary.regions]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": summary.run_id,
+        "run_date": summary.run_date.isoformat(),
+        "status": summary.status,
+        "exit_code": summary.exit_code,
+        "environment": summary.environment,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "imagery": summary.imagery,
+        "windows": summary.windows,
+        "parameters": summary.parameters,
+        "previous_run": summary.previous_run,
+        "counts": summary.counts(),
+        "regions": regions,
+        "totals": summary.totals,
+        "duration_s": round(summary.duration_s, 3),
+    }
+
+
+def build_changes(summary: RunSummary) -> dict[str, Any]:
+    """All regions' change polygons as one FeatureCollection in EPSG:4326."""
+    features = [p.to_feature() for r in summary.regions for p in r.polygons]
+    return {
+        "type": "FeatureCollection",
+        "name": f"ccapi-changes-{summary.run_date.isoformat()}",
+        "features": features,
+    }
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def publish_reports(
+    store: Store, summary: RunSummary, html: str, *, move_latest: bool = True
+) -> dict[str, str]:
+    """Write the report set, then (for a run that published regions) move ``latest.json``.
+
+    A run in which every region failed still leaves its report for diagnosis, but the
+    pointer keeps naming the last good week. Returns the files' URIs by kind.
+    """
+    keys = report_keys(summary.run_date, summary.run_id)
+    uris = {
+        "json": store.write_bytes(keys["json"], _json_bytes(build_report(summary)), "application/json"),
+        "geojson": store.write_bytes(
+            keys["geojson"], _json_bytes(build_changes(summary)), "application/geo+json"
+        ),
+        "html": store.write_bytes(keys["html"], html.encode("utf-8"), "text/html; charset=utf-8"),
+    }
+    pointer = {
+        "run_id": summary.run_id,
+        "run_date": summary.run_date.isoformat(),
+        "status": summary.status,
+        "report": keys["json"],
+        "changes": keys["geojson"],
+        "html": keys["html"],
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if move_latest:
+        store.write_bytes(LATEST_KEY, _json_bytes(pointer), "application/json")
+    log.info("reports_published", latest_moved=move_latest, **uris)
+    return uris

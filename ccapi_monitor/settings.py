@@ -1,0 +1,103 @@
+"""Settings: every input of a run, validated once into one typed object.
+
+Flags, their environment variables and the Step Functions execution input all
+end up here; anything invalid raises :class:`InvalidInputError` (exit 3) before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.params import DetectionParams
+
+Imagery = Literal["earthengine", "stac", "demo"]
+Infrastructure = Literal["overpass", "pbf", "off"]
+MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
+
+log = logging.getLogger(__name__)
+
+#: Fields the Step Functions execution input may set; others are logged and ignored.
+EXECUTION_INPUT_FIELDS = ("regions", "regions_count", "run_date", "force_refresh")
+
+
+class Settings(BaseModel):
+    """One run's configuration (ARCHITECTURE.md, "Command line" and "Configuration")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_date: date = Field(default_factory=lambda: datetime.now(UTC).date())
+    regions_file: Path | None = None
+    regions: tuple[str, ...] = ()
+    regions_count: int | None = Field(None, ge=1)
+    imagery: Imagery = "earthengine"
+    stac_items: str | None = None
+    infrastructure: Infrastructure = "overpass"
+    osm_pbf: Path | None = None
+    overpass_endpoints: tuple[str, ...] = (
+        "https://overpass-api.de/api/interpreter",
+        "https://overpass.kumi.systems/api/interpreter",
+    )
+    infrastructure_buffer_km: float = Field(25.0, ge=0, le=200)
+    output: str = "./reports"
+    cache: str = "./.ccapi-cache"
+    environment: str = "local"
+    max_concurrency: int = Field(4, ge=1, le=64)
+    region_timeout_s: float = Field(1800.0, gt=0)
+    force_refresh: bool = False
+    auto_confirm: bool = False
+    dry_run: bool = False
+    # Earth Engine
+    gee_project: str | None = None
+    gee_service_account_key: SecretStr | None = None
+    gee_service_account_key_file: Path | None = None
+    ee_max_concurrency: int = Field(16, ge=1, le=40)
+    ee_deadline_s: float = Field(300.0, gt=0)
+    # AWS runtime
+    kms_key_id: str | None = None
+    metrics: MetricsMode = "auto"
+    metric_namespace: str = "CloudClearingAPI"
+    xray: bool = False
+    task_token: SecretStr | None = None
+    heartbeat_seconds: float = Field(60.0, gt=0)
+    execution_arn: str | None = None
+    land_prices_file: Path | None = None
+    detection: DetectionParams = Field(default_factory=DetectionParams)
+
+    @property
+    def detection_params(self) -> DetectionParams:
+        """Demo imagery runs at its archive's resolution; everything else as configured."""
+        return self.detection
+
+
+def parse_execution_input(text: str | None) -> dict[str, Any]:
+    """Parse and screen the Step Functions execution input (``--input-json``)."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--input-json is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("--input-json must be a JSON object")
+    unknown = sorted(set(data) - set(EXECUTION_INPUT_FIELDS))
+    if unknown:
+        log.warning("execution input: ignoring unknown fields %s", ", ".join(unknown))
+    return {k: v for k, v in data.items() if k in EXECUTION_INPUT_FIELDS}
+
+
+def build_settings(values: dict[str, Any]) -> Settings:
+    """Validate raw values into :class:`Settings`; one line per problem, exit 3."""
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise InvalidInputError(f"invalid {where}: {first['msg']}") from None
