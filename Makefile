@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck hadolint venv tools lock config-docs clean bench
+.PHONY: demo test lint typecheck hadolint venv tools browser lock config-docs clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,17 @@ typecheck: venv
 hadolint: venv
 	$(BIN)/hadolint Dockerfile
 
-test: venv tools
+# Headless Chromium renders report.html in the browser test (Debian's package; root installs it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+		echo "make: chromium not installed; the browser test will be skipped"
+
+test: venv tools browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv

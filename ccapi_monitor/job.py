@@ -33,7 +33,7 @@ from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.reports.html import render_html
 from ccapi_monitor.reports.json_report import publish_reports
 from ccapi_monitor.runner import RunDependencies, Runner, new_run_id
-from ccapi_monitor.scoring import load_land_prices
+from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import Store, open_store
 
@@ -167,12 +167,14 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         osm_pbf=settings.osm_pbf,
         buffer_km=settings.infrastructure_buffer_km,
     )
+    prices = load_land_prices(settings.land_prices_file)
+    require_tiers({r.tier for r in regions}, prices)
     deps = RunDependencies(
         backend=backend,
         infrastructure=infrastructure,
         reports=reports,
         cache=cache,
-        prices=load_land_prices(settings.land_prices_file),
+        prices=prices,
         params=params,
         previous=load_previous_run(reports, before=settings.run_date),
         imagery_info=imagery,

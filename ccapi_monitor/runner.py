@@ -29,7 +29,14 @@ from ccapi_monitor.changes import PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.errors import AbortedError, ExitCode, InfrastructureError, RegionTimeoutError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
-from ccapi_monitor.models import ChangePolygon, InfrastructureResult, RegionResult, RunStatus, RunSummary
+from ccapi_monitor.models import (
+    ChangePolygon,
+    InfrastructureResult,
+    InvestmentScore,
+    RegionResult,
+    RunStatus,
+    RunSummary,
+)
 from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import Region
 from ccapi_monitor.scoring import LandPrice, score_region
@@ -199,6 +206,17 @@ class Runner:
             log.warning("infrastructure_failed", region=region.name, error=str(exc))
             return InfrastructureResult(source=source.name, status="error", error=str(exc))
 
+    def _score(
+        self, region: Region, new_area: dict[str, float] | None, infrastructure: InfrastructureResult | None
+    ) -> InvestmentScore:
+        return score_region(
+            new_area_ha=new_area,
+            area_km2=region.area_km2,
+            infrastructure=infrastructure,
+            tier=region.tier,
+            prices=self.deps.prices,
+        )
+
     def process_region(self, region: Region, cancel: threading.Event) -> RegionResult:
         """Detect, label week over week, enrich, score and checkpoint one region."""
         structlog.contextvars.bind_contextvars(region=region.name)
@@ -206,7 +224,10 @@ class Runner:
         cached = self._load_checkpoint(region)
         if cached is not None:
             log.info("region_reused", status=cached.status)
-            return cached
+            # Scoring is pure and cheap: redo it so a new land-price table applies to reused regions.
+            return cached.model_copy(
+                update={"score": self._score(region, cached.new_area_ha, cached.infrastructure)}
+            )
         detection = self.deps.backend.detect(region, self.settings.run_date, cancel)
         prior = self.deps.previous
         previous = prior.polygons(region.name) if prior is not None and prior.compared(region.name) else None
@@ -215,13 +236,7 @@ class Runner:
         if detection.status == "ok":
             polygons, new_area = label_changes(detection.polygons, previous, self.settings.run_date)
         infrastructure = self._infrastructure(region)
-        score = score_region(
-            new_area_ha=new_area,
-            area_km2=region.area_km2,
-            infrastructure=infrastructure,
-            tier=region.tier,
-            prices=self.deps.prices,
-        )
+        score = self._score(region, new_area, infrastructure)
         result = RegionResult(
             **self._base(region),
             status=detection.status,

@@ -8,7 +8,7 @@ moves it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -76,6 +76,36 @@ def _json_bytes(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def _read_pointer(store: Store) -> dict[str, Any] | None:
+    raw = store.read_bytes(LATEST_KEY)
+    if raw is None:
+        return None
+    try:
+        pointer = json.loads(raw)
+        date.fromisoformat(pointer["run_date"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("latest_pointer_unreadable", key=LATEST_KEY)
+        return None
+    return pointer if isinstance(pointer, dict) else None
+
+
+def next_pointer(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
+    """The pointer to write, or ``None`` to leave ``latest.json`` as it is.
+
+    ``latest.json`` names the newest week: a backfill of an older week does not move
+    it. It also remembers the newest run of an earlier week as ``previous``, so a rerun
+    of this week still compares against last week, not against itself.
+    """
+    if old is None:
+        return {**new, "previous": None}
+    old_date, new_date = date.fromisoformat(old["run_date"]), date.fromisoformat(new["run_date"])
+    if new_date < old_date:
+        return None
+    if new_date > old_date:
+        return {**new, "previous": {k: v for k, v in old.items() if k != "previous"}}
+    return {**new, "previous": old.get("previous")}
+
+
 def publish_reports(
     store: Store, summary: RunSummary, html: str, *, move_latest: bool = True
 ) -> dict[str, str]:
@@ -102,6 +132,10 @@ def publish_reports(
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if move_latest:
-        store.write_bytes(LATEST_KEY, _json_bytes(pointer), "application/json")
+        latest = next_pointer(_read_pointer(store), pointer)
+        if latest is None:
+            log.info("latest_not_moved", reason="a newer week is already published")
+        else:
+            store.write_bytes(LATEST_KEY, _json_bytes(latest), "application/json")
     log.info("reports_published", latest_moved=move_latest, **uris)
     return uris

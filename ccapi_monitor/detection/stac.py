@@ -1,0 +1,434 @@
+"""The ``stac`` imagery backend: Sentinel-2 L2A COGs found through STAC, read with rasterio.
+
+Items come from an ItemCollection JSON file or a STAC API (pystac-client). Assets are
+read window by window straight onto the region's UTM grid: a direct, index-based
+nearest-neighbour read when the COG is already in the grid's CRS (the common case, and
+how the 20 m SWIR/SCL reach the 10 m grid), a ``WarpedVRT`` otherwise (a region whose
+MGRS tiles lie in the neighbouring UTM zone). The region is processed in strips of
+rows, scenes streaming through :class:`~ccapi_monitor.detection.arrays.TileAccumulator`,
+so memory is bounded by one strip's baseline stack, never a whole year at full size.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar, Final
+from urllib.parse import urlparse
+
+import numpy as np
+import pystac
+import rasterio
+import rasterio.errors
+import structlog
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+from shapely.geometry import box, mapping, shape
+
+from ccapi_monitor.detection.arrays import (
+    REFLECTANCE_BANDS,
+    Observation,
+    TileAccumulator,
+    classify,
+    measure_region,
+    observe,
+    scene_counts,
+)
+from ccapi_monitor.detection.base import ImageryBackend
+from ccapi_monitor.detection.grid import RegionGrid
+from ccapi_monitor.errors import AbortedError, DetectionError
+from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.params import DetectionParams, Windows
+from ccapi_monitor.regions import Region
+
+log = structlog.get_logger(__name__)
+
+COLLECTION: Final = "sentinel-2-l2a"
+#: Earth Search asset keys read by the algorithm.
+SCL_ASSET: Final = "scl"
+REQUIRED_ASSETS: Final[tuple[str, ...]] = (*REFLECTANCE_BANDS, SCL_ASSET)
+#: Without ``raster:bands`` metadata, Sentinel-2 L2A DN are reflectance x 10000, nodata 0.
+DEFAULT_SCALE: Final = 1e-4
+DEFAULT_NODATA: Final = 0
+#: Rows per spatial tile at 10 m: 512 rows x 2200 columns x a year of baseline scenes
+#: is about 330 MB of float32 NDVI, the largest array a region holds.
+DEFAULT_STRIP_ROWS: Final = 512
+#: Opening a COG must not list its folder (thousands of files locally, a request remotely).
+GDAL_OPTIONS: Final = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
+
+
+@dataclass(frozen=True)
+class BandScaling:
+    """How DN become reflectance for one asset (``raster:bands`` scale/offset/nodata)."""
+
+    scale: float = DEFAULT_SCALE
+    offset: float = 0.0
+    nodata: float | None = DEFAULT_NODATA
+
+    @classmethod
+    def of(cls, asset: pystac.Asset) -> BandScaling:
+        bands = asset.extra_fields.get("raster:bands") or []
+        band = bands[0] if bands and isinstance(bands[0], dict) else {}
+        if "scale" not in band and "offset" not in band:
+            return cls(nodata=band.get("nodata", DEFAULT_NODATA))
+        return cls(
+            scale=float(band.get("scale", 1.0)),
+            offset=float(band.get("offset", 0.0)),
+            nodata=band.get("nodata", DEFAULT_NODATA),
+        )
+
+    def reflectance(self, dn: NDArray[Any]) -> NDArray[np.float32]:
+        """Reflectance, NaN at nodata.
+
+        When the offset is a whole number of DN (-0.1 / 0.0001 = -1000) it is applied in
+        integers first, so a scene with and without offset metadata gives bit-identical
+        reflectance and therefore identical classes.
+        """
+        shift = self.offset / self.scale if self.scale else 0.0
+        if abs(shift - round(shift)) < 1e-6:
+            values = (dn.astype(np.int32) + round(shift)).astype(np.float32) * np.float32(self.scale)
+        else:
+            values = dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        if self.nodata is not None:
+            values[dn == self.nodata] = np.nan
+        return values
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The items of one acquisition day over a region (adjacent MGRS tiles get mosaicked)."""
+
+    day: date
+    items: tuple[pystac.Item, ...]
+
+
+def _href(asset: pystac.Asset, base: Path | None) -> str:
+    href = asset.get_absolute_href() or asset.href
+    parsed = urlparse(href)
+    if parsed.scheme in ("http", "https"):
+        return f"/vsicurl/{href}"
+    if parsed.scheme == "s3":
+        return f"/vsis3/{parsed.netloc}{parsed.path}"
+    path = Path(href)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return str(path)
+
+
+@functools.cache
+def _crs(epsg: int) -> CRS:
+    return CRS.from_epsg(epsg)
+
+
+def read_on_grid(href: str, grid: RegionGrid, rows: tuple[int, int], fill: float) -> NDArray[Any]:
+    """Band 1 of ``href`` on rows ``rows`` of ``grid``, nearest neighbour, ``fill`` outside.
+
+    Same CRS (and no rotation): each grid pixel centre is mapped to the source pixel
+    containing it and only the needed source window is decoded; this is exactly
+    nearest-neighbour resampling, and turns a 20 m band into the 10 m grid without
+    GDAL's warper. Otherwise a WarpedVRT onto the grid does the reprojection.
+    """
+    row0, row1 = rows
+    with rasterio.open(href) as src:
+        dst_crs = _crs(grid.epsg)
+        t = src.transform
+        if src.crs == dst_crs and t.b == 0 and t.d == 0:
+            xs = grid.west + (np.arange(grid.width) + 0.5) * grid.scale_m
+            ys = grid.north - (np.arange(row0, row1) + 0.5) * grid.scale_m
+            cols = np.floor((xs - t.c) / t.a).astype(np.int64)
+            src_rows = np.floor((ys - t.f) / t.e).astype(np.int64)
+            ok_c = (cols >= 0) & (cols < src.width)
+            ok_r = (src_rows >= 0) & (src_rows < src.height)
+            out = np.full((row1 - row0, grid.width), fill, dtype=src.dtypes[0])
+            if not ok_c.any() or not ok_r.any():
+                return out
+            c0, c1 = int(cols[ok_c].min()), int(cols[ok_c].max()) + 1
+            r0, r1 = int(src_rows[ok_r].min()), int(src_rows[ok_r].max()) + 1
+            block = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+            rr = np.flatnonzero(ok_r)
+            cc = np.flatnonzero(ok_c)
+            out[np.ix_(rr, cc)] = block[np.ix_(src_rows[ok_r] - r0, cols[ok_c] - c0)]
+            return out
+        with WarpedVRT(
+            src,
+            crs=dst_crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.nearest,
+            nodata=fill,
+        ) as vrt:
+            return np.asarray(vrt.read(1, window=Window(0, row0, grid.width, row1 - row0)))
+
+
+class SceneReader:
+    """Reads and mosaics the scenes of one region onto its grid, one strip at a time."""
+
+    def __init__(self, grid: RegionGrid, params: DetectionParams, base: Path | None) -> None:
+        self.grid = grid
+        self.params = params
+        self.base = base
+        self._rows: dict[str, tuple[int, int]] = {}
+
+    def _item_rows(self, item: pystac.Item) -> tuple[int, int]:
+        """Grid rows the item can cover (from its bbox), to skip items outside a strip."""
+        if item.id not in self._rows:
+            if item.bbox is None:
+                self._rows[item.id] = (0, self.grid.height)
+            else:
+                _, south, _, north = transform_bounds(4326, self.grid.epsg, *item.bbox[:4], densify_pts=21)
+                top = int((self.grid.north - north) // self.grid.scale_m) - 1
+                bottom = int((self.grid.north - south) // self.grid.scale_m) + 2
+                self._rows[item.id] = (max(0, top), min(self.grid.height, bottom))
+        return self._rows[item.id]
+
+    def read_asset(self, item: pystac.Item, key: str, rows: tuple[int, int]) -> NDArray[Any]:
+        asset = item.assets.get(key)
+        if asset is None:
+            raise DetectionError(f"STAC item {item.id}: asset {key!r} is missing")
+        scaling = BandScaling.of(asset)
+        fill = scaling.nodata if scaling.nodata is not None else DEFAULT_NODATA
+        try:
+            dn = read_on_grid(_href(asset, self.base), self.grid, rows, fill)
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            raise DetectionError(f"STAC item {item.id}: asset {key!r} is unreadable: {exc}") from None
+        return dn if key == SCL_ASSET else scaling.reflectance(dn)
+
+    def observe(self, scene: Scene, rows: tuple[int, int]) -> Observation:
+        """Mosaic the scene's items (first item with data wins per pixel) and mask it."""
+        shape = (rows[1] - rows[0], self.grid.width)
+        scl = np.zeros(shape, dtype=np.uint8)
+        bands = {k: np.full(shape, np.nan, dtype=np.float32) for k in REFLECTANCE_BANDS}
+        with rasterio.Env(**GDAL_OPTIONS):
+            self._mosaic(scene, rows, scl, bands)
+        return observe(scene.day, bands, scl, self.params)
+
+    def _mosaic(
+        self,
+        scene: Scene,
+        rows: tuple[int, int],
+        scl: NDArray[np.uint8],
+        bands: dict[str, NDArray[np.float32]],
+    ) -> None:
+        for item in scene.items:
+            top, bottom = self._item_rows(item)
+            if bottom <= rows[0] or top >= rows[1]:
+                continue
+            item_scl = self.read_asset(item, SCL_ASSET, rows)
+            take = (scl == 0) & (item_scl != 0)
+            if not take.any():
+                continue
+            scl[take] = item_scl[take]
+            for key in REFLECTANCE_BANDS:
+                bands[key][take] = self.read_asset(item, key, rows)[take]
+
+
+class StacBackend(ImageryBackend):
+    """DETECTION.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
+
+    name: ClassVar[str] = "stac"
+
+    def __init__(
+        self,
+        params: DetectionParams,
+        items: str,
+        *,
+        io_threads: int = 2,
+        strip_rows: int = DEFAULT_STRIP_ROWS,
+    ) -> None:
+        super().__init__(params)
+        self.items = items
+        self.io_threads = max(1, io_threads)
+        self.strip_rows = strip_rows
+        self._is_api = urlparse(items).scheme in ("http", "https")
+        self._collection: list[pystac.Item] | None = None
+        self._lock = threading.Lock()
+
+    # -- item discovery -------------------------------------------------------------
+    @property
+    def _base(self) -> Path | None:
+        return None if self._is_api else Path(self.items).resolve().parent
+
+    def _file_items(self) -> list[pystac.Item]:
+        with self._lock:
+            if self._collection is None:
+                try:
+                    collection = pystac.ItemCollection.from_file(self.items)
+                except Exception as exc:  # pystac raises several types for bad files
+                    raise DetectionError(f"cannot read STAC items {self.items}: {exc}") from None
+                self._collection = [item for item in collection if item.collection_id in (None, COLLECTION)]
+            return self._collection
+
+    def _api_items(self, region: Region, windows: Windows) -> list[pystac.Item]:
+        import pystac_client
+
+        span = windows.span
+        end = span.end.toordinal() - 1
+        try:
+            client = pystac_client.Client.open(self.items)
+            search = client.search(
+                collections=[COLLECTION],
+                intersects=mapping(region.geometry),
+                datetime=f"{span.start.isoformat()}/{date.fromordinal(end).isoformat()}T23:59:59Z",
+            )
+            return list(search.items())
+        except Exception as exc:  # pystac-client wraps HTTP and JSON errors in several types
+            raise DetectionError(f"STAC API search at {self.items} failed: {exc}") from None
+
+    def scenes(self, region: Region, windows: Windows) -> list[Scene]:
+        """Items intersecting the region within the windows, grouped by acquisition day."""
+        span = windows.span
+        candidates = self._api_items(region, windows) if self._is_api else self._file_items()
+        by_day: dict[date, list[pystac.Item]] = {}
+        for item in candidates:
+            if item.datetime is None:
+                continue
+            day = item.datetime.date()
+            if not span.contains(day):
+                continue
+            footprint = shape(item.geometry) if item.geometry else box(*(item.bbox or (0, 0, 0, 0)))
+            if not footprint.intersects(region.geometry):
+                continue
+            by_day.setdefault(day, []).append(item)
+        return [Scene(day, tuple(sorted(items, key=lambda i: i.id))) for day, items in sorted(by_day.items())]
+
+    # -- ImageryBackend ---------------------------------------------------------------
+    def describe(self, run_date: date) -> dict[str, Any]:
+        return {
+            "source": self.name,
+            "items": self.items,
+            "collection": COLLECTION,
+            "assets": list(REQUIRED_ASSETS),
+            "scale_m": self.params.scale_m,
+        }
+
+    def preflight(self) -> list[str]:
+        if self._is_api:
+            try:
+                import pystac_client
+
+                pystac_client.Client.open(self.items)
+            except Exception as exc:  # any failure to reach the API is a preflight problem
+                return [f"STAC API {self.items} is not usable: {exc}"]
+            return []
+        if not Path(self.items).is_file():
+            return [f"STAC items file {self.items} does not exist"]
+        try:
+            self._file_items()
+        except DetectionError as exc:
+            return [str(exc)]
+        return []
+
+    def detect(
+        self, region: Region, run_date: date, cancel: threading.Event | None = None
+    ) -> DetectionResult:
+        windows = self.params.windows(run_date)
+        scenes = self.scenes(region, windows)
+        for scene in scenes:  # fail before reading anything if the archive is incomplete
+            for item in scene.items:
+                missing = [k for k in REQUIRED_ASSETS if k not in item.assets]
+                if missing:
+                    raise DetectionError(f"STAC item {item.id}: asset(s) {', '.join(missing)} missing")
+        return self.detect_scenes(region, run_date, scenes, cancel)
+
+    def detect_scenes(
+        self,
+        region: Region,
+        run_date: date,
+        scenes: Sequence[Scene],
+        cancel: threading.Event | None = None,
+    ) -> DetectionResult:
+        """Steps 2-8 for one region over the given scenes."""
+        params = self.params
+        windows = params.windows(run_date)
+        grid = RegionGrid.for_region(region, params.scale_m)
+        inside = grid.mask(region.geometry)
+        classes = np.zeros(grid.shape, dtype=np.uint8)
+        observed = np.zeros(grid.shape, dtype=bool)
+        ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
+        clear_days: set[date] = set()
+        reader = SceneReader(grid, params, self._base)
+        n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
+        with ThreadPoolExecutor(self.io_threads, thread_name_prefix=f"read-{region.name}") as pool:
+            for rows in grid.strips(self.strip_rows):
+                if cancel is not None and cancel.is_set():
+                    raise AbortedError(f"detection of {region.name} cancelled")
+                strip_inside = inside[rows[0] : rows[1]]
+                if not strip_inside.any():
+                    continue
+                acc = TileAccumulator(params, windows, strip_inside.shape, n_baseline)
+                for obs in self._stream(pool, reader, scenes, rows, cancel, region.name):
+                    if (obs.clear & strip_inside).any():
+                        clear_days.add(obs.day)
+                    acc.add(obs)
+                stats = acc.finish()
+                strip_classes, strip_observed = classify(stats, params)
+                classes[rows[0] : rows[1]] = strip_classes
+                observed[rows[0] : rows[1]] = strip_observed
+                ndbi_now[rows[0] : rows[1]] = stats.ndbi_now
+        measure = measure_region(classes, observed, inside, grid, params, region.name, ndbi_now)
+        counts = scene_counts(clear_days, windows)
+        details: dict[str, Any] = {
+            "grid": {"epsg": grid.epsg, "scale_m": grid.scale_m, "width": grid.width, "height": grid.height},
+            "scenes_found": len(scenes),
+            "items_found": sum(len(s.items) for s in scenes),
+            "mean_ndbi_now": measure.mean_ndbi,
+        }
+        sufficient = measure.observed_fraction >= params.min_observed_fraction
+        log.info(
+            "detection.region",
+            region=region.name,
+            observed_fraction=round(measure.observed_fraction, 4),
+            area_ha=measure.area_ha if sufficient else None,
+            scenes=counts,
+        )
+        return DetectionResult(
+            status="ok" if sufficient else "insufficient_observations",
+            observed_fraction=round(measure.observed_fraction, 6),
+            area_ha=measure.area_ha if sufficient else None,
+            polygons=measure.polygons if sufficient else [],
+            polygon_count=measure.polygon_count if sufficient else 0,
+            scenes=counts,
+            source=self.name,
+            details=details,
+        )
+
+    def _stream(
+        self,
+        pool: ThreadPoolExecutor,
+        reader: SceneReader,
+        scenes: Sequence[Scene],
+        rows: tuple[int, int],
+        cancel: threading.Event | None,
+        region_name: str,
+    ) -> Iterator[Observation]:
+        """Observations in date order, read ahead by a bounded number of threads."""
+        pending: deque[Future[Observation]] = deque()
+        queue = iter(scenes)
+        ahead = 2 * self.io_threads
+        try:
+            for scene in queue:
+                pending.append(pool.submit(reader.observe, scene, rows))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                if cancel is not None and cancel.is_set():
+                    raise AbortedError(f"detection of {region_name} cancelled")
+                obs = pending.popleft().result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append(pool.submit(reader.observe, nxt, rows))
+                yield obs
+        finally:
+            for future in pending:
+                future.cancel()

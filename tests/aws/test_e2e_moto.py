@@ -1,0 +1,323 @@
+"""The real worker as a subprocess against moto on 127.0.0.1 (through a fault-injecting proxy).
+
+Each test runs ``python -m ccapi_monitor run --imagery demo`` with ``--output`` and
+``--cache`` on S3, ``AWS_ENDPOINT_URL`` pointing at the proxy, and (where it matters) a
+task token taken from a real moto Step Functions execution. The demo archive lives in a
+session temp folder, so only the first run pays for writing it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.aws.conftest import MotoServer, start_waiting_execution, wait_for_execution
+from tests.aws.faults import FaultProxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+BUCKET = "ccapi-e2e"
+RUN_DATE = "2026-11-23"
+GEE_KEY_MATERIAL = "FAKEGEEKEYMATERIAL9c41d2"
+GEE_KEY = json.dumps(
+    {
+        "type": "service_account",
+        "client_email": "ccapi@example-project.iam.gserviceaccount.com",
+        "private_key": f"-----BEGIN PRIVATE KEY-----\n{GEE_KEY_MATERIAL}\n-----END PRIVATE KEY-----\n",
+    }
+)
+_PACKAGE = Path(__file__).resolve().parents[2] / "ccapi_monitor"
+#: The demo backend's fault hook (lead-owned); the partial-run test waits for it to exist.
+HAS_FAIL_HOOK = any("CCAPI_TEST_FAIL_REGIONS" in p.read_text() for p in _PACKAGE.rglob("*.py"))
+
+
+class Worker:
+    """A running worker: output collected line by line, so a test can act mid-run."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+
+    def wait_for_event(self, event: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Block until a JSON log line with ``event`` appears."""
+        deadline = time.monotonic() + timeout
+        index = 0
+        with self._seen:
+            while True:
+                for line in self.lines[index:]:
+                    record = _json_or_none(line)
+                    if record is not None and record.get("event") == event:
+                        return record
+                index = len(self.lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {event!r} in worker output:\n{self.output[-4000:]}")
+                self._seen.wait(min(remaining, 0.5))
+
+    def finish(self, timeout: float = 180.0) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in map(_json_or_none, self.lines) if r is not None and r.get("event") == event]
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass
+class E2E:
+    server: MotoServer
+    proxy: FaultProxy
+    env: dict[str, str]
+    command: list[str]
+    cwd: Path
+    secrets: list[str] = field(default_factory=list)
+
+    def start(self, *extra: str, token: str | None = None, env: dict[str, str] | None = None) -> Worker:
+        args = [
+            "run", "--imagery", "demo", "--auto-confirm", "--run-date", RUN_DATE,
+            "--output", f"s3://{BUCKET}/reports", "--cache", f"s3://{BUCKET}/cache",
+            "--environment", "e2e", *extra,
+        ]  # fmt: skip
+        full_env = {**self.env, **(env or {})}
+        if token:
+            full_env["CCAPI_TASK_TOKEN"] = token
+            self.secrets.append(token)
+        return Worker([*self.command, *args], full_env, self.cwd)
+
+    def run(self, *extra: str, token: str | None = None, env: dict[str, str] | None = None) -> Worker:
+        worker = self.start(*extra, token=token, env=env)
+        worker.finish()
+        return worker
+
+    def keys(self, prefix: str) -> list[str]:
+        listed = self.server.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        return sorted(obj["Key"] for obj in listed.get("Contents", []))
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.server.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return body
+
+    def assert_no_secrets(self, worker: Worker) -> None:
+        texts = [worker.output] + [self.read(k).decode("utf-8", "replace") for k in self.keys("reports/")]
+        for secret in [*self.secrets, GEE_KEY_MATERIAL, self.env["AWS_SECRET_ACCESS_KEY"]]:
+            assert all(secret not in text for text in texts), "a secret reached the logs or a report"
+
+
+@pytest.fixture(scope="module")
+def _proxy(_moto_server_session: MotoServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(_moto_server_session.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def _demo_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TMPDIR for the workers: with an S3 cache the demo archive goes there, shared by all runs."""
+    return tmp_path_factory.mktemp("e2e-tmp")
+
+
+@pytest.fixture
+def e2e(
+    moto_server: MotoServer,
+    _proxy: FaultProxy,
+    _demo_tmp: Path,
+    worker_env: dict[str, str],
+    ccapi_command: list[str],
+    tmp_path: Path,
+) -> E2E:
+    _proxy.reset()
+    moto_server.client("s3").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": moto_server.env()["AWS_REGION"]}
+    )
+    env = {
+        **worker_env,
+        **moto_server.env(),
+        "AWS_ENDPOINT_URL": _proxy.url,
+        "AWS_MAX_ATTEMPTS": "4",
+        "TMPDIR": str(_demo_tmp),
+        "GEE_SERVICE_ACCOUNT_KEY": GEE_KEY,
+        "CCAPI_HEARTBEAT_SECONDS": "1",
+    }
+    return E2E(moto_server, _proxy, env, ccapi_command, tmp_path)
+
+
+def _report_keys(e2e: E2E) -> list[str]:
+    return e2e.keys(f"reports/weekly/{RUN_DATE}/")
+
+
+def test_demo_run_publishes_to_s3_with_metrics_and_succeeds_the_execution(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server)
+
+    worker = e2e.run("--regions-count", "3", token=execution.token)
+
+    assert worker.process.returncode == 0, worker.output[-4000:]
+    files = sorted(k.rsplit("/", 1)[1] for k in _report_keys(e2e))
+    assert files == ["changes.geojson", "report.html", "report.json"]
+    report_puts = e2e.proxy.successful_puts(f"^/{BUCKET}/reports/")
+    assert len(report_puts) == 4
+    assert report_puts[-1] == f"/{BUCKET}/reports/weekly/latest.json"  # the pointer moves last
+    latest = json.loads(e2e.read("reports/weekly/latest.json"))
+    report = json.loads(e2e.read(f"reports/{latest['report']}"))
+    assert report["run_id"] == latest["run_id"]
+    s3 = e2e.server.client("s3")
+    html_key = next(k for k in _report_keys(e2e) if k.endswith("report.html"))
+    assert s3.head_object(Bucket=BUCKET, Key=html_key)["ContentType"].startswith("text/html")
+    assert e2e.keys("cache/checkpoints/"), "region checkpoints go to the S3 cache"
+
+    described = wait_for_execution(e2e.server, execution.execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert output["status"] == "succeeded"
+    assert output["exit_code"] == 0
+    assert output["run_id"] == latest["run_id"]
+    assert output["run_date"] == RUN_DATE
+    assert output["regions"] == {"total": 3, "succeeded": 3, "failed": 0, "insufficient": 0}
+    assert output["failed_regions"] == []
+    assert set(output["hectares"]) == {"vegetation_clearing", "built_up"}
+    assert output["report"]["json"] == f"s3://{BUCKET}/reports/{latest['report']}"
+    assert output["duration_s"] > 0
+    assert len(e2e.proxy.targets("SendTaskHeartbeat")) >= 1
+
+    metrics = e2e.server.client("cloudwatch").list_metrics(Namespace="CloudClearingAPI")["Metrics"]
+    assert {m["MetricName"] for m in metrics} >= {"RegionsSucceeded", "RegionsFailed", "WorkerDuration"}
+    assert all(m["Dimensions"] == [{"Name": "Environment", "Value": "e2e"}] for m in metrics)
+    e2e.assert_no_secrets(worker)
+
+
+def test_s3_slowdown_and_500_on_some_puts_still_publish_a_complete_report(e2e: E2E) -> None:
+    e2e.proxy.fail_puts(f"^/{BUCKET}/reports/", status=503, count=3)
+
+    worker = e2e.run("--regions-count", "2")
+
+    assert worker.process.returncode == 0, worker.output[-4000:]
+    assert e2e.proxy.injected == 3
+    files = sorted(k.rsplit("/", 1)[1] for k in _report_keys(e2e))
+    assert files == ["changes.geojson", "report.html", "report.json"]
+    assert e2e.proxy.successful_puts(f"^/{BUCKET}/reports/")[-1].endswith("/weekly/latest.json")
+
+    e2e.proxy.fail_puts(f"^/{BUCKET}/reports/.*report\\.json", status=500, count=2)
+    worker = e2e.run("--regions-count", "2", "--run-date", "2026-11-30")
+    assert worker.process.returncode == 0, worker.output[-4000:]
+    assert json.loads(e2e.read("reports/weekly/latest.json"))["run_date"] == "2026-11-30"
+
+
+def test_persistent_s3_errors_never_half_publish_a_week(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server)
+    e2e.proxy.fail_puts(f"^/{BUCKET}/reports/.*report\\.html", status=503, count=None)
+
+    worker = e2e.run("--regions-count", "2", token=execution.token)
+
+    assert worker.process.returncode == 1, worker.output[-4000:]
+    assert "reports/weekly/latest.json" not in e2e.keys("reports/"), (
+        "latest.json moved for an incomplete week"
+    )
+    assert wait_for_execution(e2e.server, execution.execution_arn)["status"] == "FAILED"
+    failures = e2e.proxy.targets("SendTaskFailure")
+    assert [f["error"] for f in failures] == ["CCAPI.Failed"]
+    assert "SlowDown" in json.loads(failures[0]["cause"])["message"]
+    e2e.assert_no_secrets(worker)
+
+
+def test_sigterm_mid_run_aborts_then_a_retry_resumes_from_checkpoints(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server)
+    worker = e2e.start("--regions-count", "4", "--max-concurrency", "1", token=execution.token)
+    worker.wait_for_event("region_done")
+
+    signalled = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    code = worker.finish(timeout=60)
+
+    assert code == 143, worker.output[-4000:]
+    assert time.monotonic() - signalled < 20, "ECS kills 30 s after SIGTERM; the worker must be out by 20 s"
+    assert "reports/weekly/latest.json" not in e2e.keys("reports/")
+    assert wait_for_execution(e2e.server, execution.execution_arn)["status"] == "FAILED"
+    failures = e2e.proxy.targets("SendTaskFailure")
+    assert [f["error"] for f in failures] == ["CCAPI.Aborted"]
+    cause = json.loads(failures[0]["cause"])
+    assert cause["exit_code"] == 143
+    assert cause["status"] == "aborted"
+    checkpoints = e2e.keys(f"cache/checkpoints/{RUN_DATE}/")
+    assert checkpoints, "finished regions keep their checkpoints"
+    e2e.assert_no_secrets(worker)
+
+    # Step Functions retries the task: the same week resumes instead of starting over.
+    retry = e2e.run("--regions-count", "4", "--max-concurrency", "1")
+    assert retry.process.returncode == 0, retry.output[-4000:]
+    assert len(retry.events("region_reused")) >= len(checkpoints) >= 1
+    assert "reports/weekly/latest.json" in e2e.keys("reports/")
+
+
+def test_execution_stopped_mid_run_makes_the_worker_exit_143_without_publishing(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server)
+    worker = e2e.start("--regions-count", "4", "--max-concurrency", "1", token=execution.token)
+    worker.wait_for_event("region_done")
+
+    e2e.server.client("stepfunctions").stop_execution(executionArn=execution.execution_arn, error="Operator")
+    code = worker.finish(timeout=60)
+
+    assert code == 143, worker.output[-4000:]
+    assert _report_keys(e2e) == []
+    assert "reports/weekly/latest.json" not in e2e.keys("reports/")
+    assert e2e.proxy.targets("SendTaskSuccess") == []
+    assert (
+        e2e.server.client("stepfunctions").describe_execution(executionArn=execution.execution_arn)["status"]
+        == "ABORTED"
+    )
+    e2e.assert_no_secrets(worker)
+
+
+@pytest.mark.skipif(not HAS_FAIL_HOOK, reason="demo backend has no CCAPI_TEST_FAIL_REGIONS hook yet")
+def test_partial_run_succeeds_the_execution_with_status_partial(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server)
+    failing = _first_region_names(3)[1]
+
+    worker = e2e.run("--regions-count", "3", token=execution.token, env={"CCAPI_TEST_FAIL_REGIONS": failing})
+
+    assert worker.process.returncode == 2, worker.output[-4000:]
+    output = json.loads(wait_for_execution(e2e.server, execution.execution_arn)["output"])
+    assert output["status"] == "partial"
+    assert output["exit_code"] == 2
+    assert output["failed_regions"] == [failing]
+    assert output["regions"]["failed"] == 1
+    assert json.loads(e2e.read("reports/weekly/latest.json"))["status"] == "partial"
+
+
+def _first_region_names(count: int) -> list[str]:
+    """The regions ``--regions-count`` picks (first by priority, then name)."""
+    from ccapi_monitor.regions import load_regions, order_by_priority
+
+    return [r.name for r in order_by_priority(load_regions())[:count]]

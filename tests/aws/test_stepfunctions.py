@@ -1,0 +1,289 @@
+"""TaskCallback against real moto Step Functions executions, plus payload limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+from structlog.testing import capture_logs
+
+from ccapi_monitor.aws.clients import make_client
+from ccapi_monitor.aws.stepfunctions import (
+    CAUSE_LIMIT_CHARS,
+    OUTPUT_BUDGET_BYTES,
+    TaskCallback,
+    failure_cause,
+    success_payload,
+)
+from ccapi_monitor.errors import ExitCode
+from tests.aws.conftest import (
+    MotoServer,
+    failure_event,
+    make_summary,
+    start_waiting_execution,
+    wait_for_execution,
+)
+
+
+def _wait(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- against a real execution -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_heartbeats_keep_the_task_alive_and_success_becomes_the_output(moto_server: MotoServer) -> None:
+    """HeartbeatSeconds=1 on the task; the "run" takes 2.5 s and heartbeats every 0.25 s."""
+    execution = start_waiting_execution(moto_server, heartbeat_seconds=1)
+    callback = TaskCallback(execution.token, heartbeat_seconds=0.25)
+    callback.start()
+    time.sleep(2.5)
+    assert (
+        moto_server.client("stepfunctions").describe_execution(executionArn=execution.execution_arn)["status"]
+        == "RUNNING"
+    )
+    assert not callback.aborted.is_set()
+
+    summary = make_summary(ok=3, failed=1)
+    callback.succeed(success_payload(summary))
+
+    described = wait_for_execution(moto_server, execution.execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert output["status"] == "partial"
+    assert output["exit_code"] == 2
+    assert output["regions"] == {"total": 4, "succeeded": 3, "failed": 1, "insufficient": 0}
+    assert output["failed_regions"] == [summary.regions[3].name]
+    assert output["report"]["json"].endswith("/report.json")
+    assert output["hectares"] == {"vegetation_clearing": 24.0, "built_up": 6.0}
+
+
+@pytest.mark.slow
+def test_without_heartbeats_the_same_task_times_out(moto_server: MotoServer) -> None:
+    """The control for the test above: moto enforces HeartbeatSeconds, so heartbeats matter."""
+    execution = start_waiting_execution(moto_server, heartbeat_seconds=1)
+    described = wait_for_execution(moto_server, execution.execution_arn, timeout=10)
+    assert described["status"] == "FAILED"
+    events = moto_server.client("stepfunctions").get_execution_history(executionArn=execution.execution_arn)
+    assert "TaskTimedOut" in [e["type"] for e in events["events"]]
+
+
+def test_stopped_execution_makes_the_next_heartbeat_abort(moto_server: MotoServer) -> None:
+    execution = start_waiting_execution(moto_server)
+    reasons: list[str] = []
+    callback = TaskCallback(execution.token, heartbeat_seconds=0.2, on_abort=reasons.append)
+    callback.start()
+    assert not callback.aborted.is_set()
+
+    moto_server.client("stepfunctions").stop_execution(executionArn=execution.execution_arn, error="Operator")
+
+    assert callback.aborted.wait(5.0)
+    assert callback.abort_reason is not None
+    assert "InvalidToken" in callback.abort_reason
+    assert _wait(lambda: reasons == [callback.abort_reason])  # on_abort runs right after the event
+    with capture_logs() as logs:
+        callback.succeed({"status": "succeeded"})  # token no longer valid: a no-op, never raises
+    assert [e["event"] for e in logs] == ["callback_skipped"]
+
+
+def _capture_params(client: Any, operation: str) -> dict[str, Any]:
+    """Record the parameters of ``operation`` calls made with ``client``."""
+    sent: dict[str, Any] = {}
+
+    def capture(params: dict[str, Any], **_kwargs: Any) -> None:
+        sent.update(params)
+
+    client.meta.events.register(f"provide-client-params.states.{operation}", capture)
+    return sent
+
+
+def test_failure_reaches_the_execution_with_error_name_and_json_cause(moto_server: MotoServer) -> None:
+    execution = start_waiting_execution(moto_server)
+    client = make_client("stepfunctions")
+    sent = _capture_params(client, "SendTaskFailure")
+    callback = TaskCallback(execution.token, client=client)
+    callback.start()
+    callback.report_exit(ExitCode.SIGTERM, make_summary(ok=1, failed=1), "interrupted: received SIGTERM")
+
+    assert wait_for_execution(moto_server, execution.execution_arn)["status"] == "FAILED"
+    assert failure_event(moto_server, execution.execution_arn)["error"] == "CCAPI.Aborted"
+    # moto drops the cause on the floor (its SendTaskFailure handler reads only the error),
+    # so the cause is checked as sent.
+    cause = json.loads(sent["cause"])
+    assert cause["exit_code"] == 143
+    assert cause["status"] == "aborted"
+    assert cause["message"] == "interrupted: received SIGTERM"
+    assert cause["regions"]["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (ExitCode.FAILED, "CCAPI.Failed"),
+        (ExitCode.INVALID_INPUT, "CCAPI.InvalidInput"),
+        (ExitCode.PREFLIGHT_FAILED, "CCAPI.PreflightFailed"),
+        (ExitCode.SIGINT, "CCAPI.Aborted"),
+    ],
+)
+def test_report_exit_names_the_error(code: ExitCode, error: str) -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_response("send_task_failure", {}, {"taskToken": "tok", "error": error, "cause": ANY})
+        TaskCallback("tok", client=client).report_exit(code, None, "boom")
+        stub.assert_no_pending_responses()
+
+
+def test_report_exit_succeeds_for_ok_and_partial() -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_response("send_task_success", {}, {"taskToken": "tok", "output": ANY})
+        TaskCallback("tok", client=client).report_exit(ExitCode.PARTIAL, make_summary(ok=1, failed=1))
+        stub.assert_no_pending_responses()
+
+
+# -- without a real execution (botocore Stubber) ------------------------------------------
+
+
+def test_no_token_means_no_calls_at_all() -> None:
+    callback = TaskCallback.from_env({})
+    assert not callback.enabled
+    callback.start()
+    callback.succeed({"status": "succeeded"})
+    callback.fail("CCAPI.Failed", "x")
+    callback.stop()
+    assert callback._client is None  # no client was even built
+
+
+def test_from_env_reads_token_and_interval() -> None:
+    callback = TaskCallback.from_env({"CCAPI_TASK_TOKEN": " tok ", "CCAPI_HEARTBEAT_SECONDS": "15"})
+    assert callback.enabled
+    assert callback.heartbeat_seconds == 15.0
+    assert (
+        TaskCallback.from_env({"CCAPI_TASK_TOKEN": "t", "CCAPI_HEARTBEAT_SECONDS": "-1"}).heartbeat_seconds
+        == 60
+    )
+    assert "tok" not in repr(callback)
+
+
+@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
+def test_first_heartbeat_rejected_aborts_without_a_thread(code: str) -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_client_error("send_task_heartbeat", service_error_code=code, http_status_code=400)
+        callback = TaskCallback("tok", client=client)
+        callback.start()
+    assert callback.aborted.is_set()
+    assert code in (callback.abort_reason or "")
+    assert callback._thread is None
+
+
+def test_transient_heartbeat_errors_do_not_abort() -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "send_task_heartbeat", service_error_code="ThrottlingException", http_status_code=400
+        )
+        callback = TaskCallback("tok", client=client, heartbeat_seconds=3600)
+        callback.start()
+        callback.stop()
+    assert not callback.aborted.is_set()
+
+
+@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "InternalFailure"])
+def test_callback_errors_never_raise(code: str) -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_client_error("send_task_failure", service_error_code=code, http_status_code=400)
+        TaskCallback("tok", client=client).fail("CCAPI.Failed", {"message": "x"})
+
+
+def test_only_one_final_callback_is_sent() -> None:
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        stub.add_response("send_task_success", {}, {"taskToken": "tok", "output": ANY})
+        callback = TaskCallback("tok", client=client)
+        callback.succeed({"status": "succeeded"})
+        callback.fail("CCAPI.Failed", "late")  # would raise in the Stubber if it were sent
+        stub.assert_no_pending_responses()
+
+
+# -- payload limits -----------------------------------------------------------------------
+
+
+def test_success_payload_stays_small_with_5000_failed_regions() -> None:
+    summary = make_summary(ok=10, failed=5000, name_length=120)
+    payload = success_payload(summary)
+    encoded = json.dumps(payload, separators=(",", ":")).encode()
+    assert len(encoded) <= OUTPUT_BUDGET_BYTES < 256 * 1024
+    kept = payload["failed_regions"]
+    assert 0 < len(kept) < 5000
+    assert len(kept) + payload["failed_regions_omitted"] == 5000
+    assert kept == [r.name for r in summary.regions if r.status == "failed"][: len(kept)]
+    assert payload["regions"]["failed"] == 5000
+
+
+def test_success_payload_has_every_documented_field() -> None:
+    payload = success_payload(make_summary(ok=2, insufficient=1))
+    assert set(payload) >= {
+        "status", "exit_code", "run_id", "run_date", "duration_s", "regions",
+        "failed_regions", "hectares", "report",
+    }  # fmt: skip
+    assert payload["status"] == "succeeded"
+    assert payload["failed_regions"] == []
+    assert "failed_regions_omitted" not in payload
+    assert set(payload["report"]) == {"json", "html", "geojson"}
+
+
+def test_failure_cause_fits_the_32768_character_limit() -> None:
+    cause = failure_cause(1, "x" * 100_000, make_summary(ok=0, failed=5000, name_length=100))
+    assert len(json.dumps(cause, separators=(",", ":"))) <= CAUSE_LIMIT_CHARS
+    assert cause["message"].endswith("[truncated]")
+    assert cause["failed_regions_omitted"] > 0
+
+
+def test_fail_sends_a_cause_within_limits_even_for_huge_text() -> None:
+    client = make_client("stepfunctions")
+    sent = _capture_params(client, "SendTaskFailure")
+    with Stubber(client) as stub:
+        stub.add_response("send_task_failure", {}, None)
+        TaskCallback("tok", client=client).fail("E" * 1000, "y" * 50_000)
+    assert len(sent["cause"]) == CAUSE_LIMIT_CHARS
+    assert len(sent["error"]) == 256
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+def test_token_never_appears_in_logs(moto_server: MotoServer) -> None:
+    execution = start_waiting_execution(moto_server)
+    broken = make_client("stepfunctions")
+
+    def leak(**_kwargs: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "InternalFailure", "Message": f"bad token {execution.token}"}},
+            "SendTaskHeartbeat",
+        )
+
+    with capture_logs() as logs:
+        callback = TaskCallback(execution.token, heartbeat_seconds=0.1)
+        callback.start()
+        moto_server.client("stepfunctions").stop_execution(executionArn=execution.execution_arn)
+        assert _wait(callback.aborted.is_set)
+        callback.fail("CCAPI.Failed", {"message": "x"})
+        noisy = TaskCallback(execution.token, client=broken)
+        broken.send_task_heartbeat = leak
+        noisy.start()
+        noisy.stop()
+    assert logs, "expected log lines to search"
+    assert "bad token ***" in json.dumps(logs, default=str)
+    assert execution.token not in json.dumps(logs, default=str)

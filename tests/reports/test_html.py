@@ -1,0 +1,339 @@
+"""report.html structure: every region present, text escaped, self-contained, labels from the JSON names."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import re
+from datetime import date
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from PIL import Image
+from shapely.geometry import box, mapping
+
+from ccapi_monitor.models import (
+    ChangePolygon,
+    InfrastructureResult,
+    RegionResult,
+    RunSummary,
+)
+from ccapi_monitor.params import CLASSES
+from ccapi_monitor.regions import load_regions
+from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
+
+RUN_DATE = date(2026, 11, 23)
+FAILED = {"jember_southern_coast": "DetectionError: computeValue deadline exceeded after 3 retries"}
+INSUFFICIENT = {"bogor_puncak_highland", "anyer_carita_coastal", "malang_south_highland"}
+
+
+def _polygons(
+    name: str, bounds: tuple[float, float, float, float], rng: random.Random
+) -> list[ChangePolygon]:
+    west, south, east, north = bounds
+    polygons = []
+    for i in range(rng.randint(0, 12)):
+        side = rng.choice([0.0005, 0.002, 0.008])  # ~0.3 ha to ~80 ha
+        x = rng.uniform(west, east - side)
+        y = rng.uniform(south, north - side)
+        geom = box(x, y, x + side, y + side)
+        polygons.append(
+            ChangePolygon(
+                region=name,
+                change_class=CLASSES[i % 2],
+                area_ha=round((side * 111_000) ** 2 / 10_000, 3),
+                centroid=(geom.centroid.x, geom.centroid.y),
+                geometry=mapping(geom),
+                change="new" if rng.random() < 0.6 else "persisting",
+                first_detected=RUN_DATE,
+            )
+        )
+    return polygons
+
+
+def build_summary(source: str = "demo") -> tuple[RunSummary, dict[str, dict[str, Any]]]:
+    """A 29-region run with failed, insufficient, infrastructure-error and off regions."""
+    rng = random.Random(7)
+    prices = load_land_prices()
+    results = []
+    geometries: dict[str, dict[str, Any]] = {}
+    for index, region in enumerate(load_regions()):
+        geometries[region.name] = mapping(region.geometry)
+        infra: InfrastructureResult | None
+        if index % 7 == 3:
+            infra = InfrastructureResult(
+                source="overpass", status="error", error="Overpass remark: runtime error"
+            )
+        elif index % 5 == 4:
+            infra = InfrastructureResult(source="off", status="off")
+        else:
+            infra = InfrastructureResult(
+                source="pbf",
+                status="ok",
+                features={"major_roads_km": rng.uniform(10, 400), "airports": rng.randint(0, 2)},
+                nearest_km={"motorway": rng.uniform(0, 60), "airport": None},
+                score=rng.uniform(5, 95),
+                confidence="high",
+            )
+        polygons: list[ChangePolygon]
+        if region.name in FAILED:
+            status, polygons, area, new = "failed", [], None, None
+        elif region.name in INSUFFICIENT:
+            status, polygons, area, new = "insufficient_observations", [], None, None
+        else:
+            status = "ok"
+            polygons = _polygons(region.name, region.bounds, rng)
+            area = {c: sum(p.area_ha for p in polygons if p.change_class == c) for c in CLASSES}
+            new = {
+                c: sum(p.area_ha for p in polygons if p.change_class == c and p.change == "new")
+                for c in CLASSES
+            }
+        results.append(
+            RegionResult(
+                name=region.name,
+                province=region.province,
+                focus=region.focus,
+                priority=region.priority,
+                tier=region.tier,
+                area_km2=region.area_km2,
+                status=status,
+                error=FAILED.get(region.name),
+                observed_fraction=None if status == "failed" else (0.31 if status != "ok" else 0.92),
+                area_ha=area,
+                new_area_ha=new,
+                polygon_count=len(polygons),
+                polygons=polygons,
+                infrastructure=infra,
+                score=score_region(
+                    new_area_ha=new,
+                    area_km2=region.area_km2,
+                    infrastructure=infra,
+                    tier=region.tier,
+                    prices=prices,
+                ),
+            )
+        )
+    summary = RunSummary(
+        run_id="20261123T060000Z-ab12cd",
+        run_date=RUN_DATE,
+        status="partial",
+        exit_code=2,
+        environment="test",
+        duration_s=812.4,
+        regions=results,
+        totals={},
+        imagery={"source": source},
+        windows={"current": {"start": "2026-10-24", "end": "2026-11-23"}},
+        parameters={},
+        previous_run={"run_id": "20261116T060000Z-ffee00", "run_date": "2026-11-16"},
+    )
+    return summary, geometries
+
+
+def without_maps(summary: RunSummary) -> RunSummary:
+    """The same run with no polygons: rendered without geometries, the page draws no map (fast)."""
+    return summary.model_copy(
+        update={"regions": [r.model_copy(update={"polygons": []}) for r in summary.regions]}
+    )
+
+
+class _Collector(HTMLParser):
+    """Every tag with its attributes, and every URL-bearing attribute value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _parse(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[RunSummary, dict[str, dict[str, Any]], str]:
+    summary, geometries = build_summary()
+    return summary, geometries, render_html(summary, region_geometries=geometries)
+
+
+def test_every_region_has_a_row_and_a_section(built):
+    summary, _, page = built
+    tags = _parse(page).tags
+    rows = [str(a["data-region"]) for t, a in tags if t == "tr" and "data-region" in a]
+    sections = [str(a["data-region"]) for t, a in tags if t == "section" and "data-region" in a]
+    names = sorted(r.name for r in summary.regions)
+    assert sorted(rows) == names
+    assert sorted(sections) == names
+    assert len(names) == 29
+
+
+def test_rows_are_ranked_by_score_then_unscored(built):
+    summary, _, page = built
+    by_name = {r.name: r for r in summary.regions}
+    order = re.findall(r"<tr class='[a-z_]+' data-region='([a-z0-9_]+)'>", page)
+    values = [by_name[n].score.value if by_name[n].score else None for n in order]
+    scored = [v for v in values if v is not None]
+    assert scored == sorted(scored, reverse=True)
+    assert values[: len(scored)] == scored  # unscored regions all come last
+    assert by_name[order[-1]].status == "failed"
+
+
+def test_page_is_self_contained(built):
+    _, _, page = built
+    collector = _parse(page)
+    urls = [
+        value
+        for _, attrs in collector.tags
+        for name, value in attrs.items()
+        if name in ("src", "href", "srcset", "action", "data") and value is not None
+    ]
+    assert urls, "the page should carry images"
+    assert all(u.startswith(("data:", "#")) for u in urls), [
+        u for u in urls if not u.startswith(("data:", "#"))
+    ]
+    assert not any(t == "script" for t, _ in collector.tags)
+    assert "@import" not in page
+    assert "url(" not in page
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_maps_are_valid_pngs_one_per_region_plus_overview(built):
+    summary, _, page = built
+    images = [a["src"] for t, a in _parse(page).tags if t == "img"]
+    assert len(images) == len(summary.regions) + 1
+    for src in images:
+        assert src is not None
+        png = base64.b64decode(src.removeprefix("data:image/png;base64,"))
+        with Image.open(io.BytesIO(png)) as image:
+            assert image.format == "PNG"
+            assert image.width > 100
+
+
+def test_demo_is_visible_and_absent_for_real_imagery(built):
+    summary, geometries, page = built
+    assert 'id="demo-banner"' in page
+    assert page.count(">DEMO</span>") == len(summary.regions)
+    real, _ = build_summary(source="earthengine")
+    real_page = render_html(real, region_geometries=geometries)
+    assert "DEMO" not in real_page
+
+
+def test_headline_figures(built):
+    summary, _, page = built
+    counts = summary.counts()
+    assert f"{counts['succeeded']} ok / 29" in page
+    assert f"{counts['failed']} failed, {counts['insufficient']} insufficient observations" in page
+    new_built = sum((r.new_area_ha or {}).get("built_up", 0.0) for r in summary.regions)
+    assert f"{new_built:,.1f} ha" in page
+    assert "counted twice" in page  # no de-duplicated totals given: the page says it summed
+
+
+def test_deduplicated_totals_win_over_region_sums():
+    summary, _ = build_summary()
+    summary = without_maps(summary)
+    union = {
+        "union_area_ha": {"vegetation_clearing": 1234.5, "built_up": 0.0},
+        "union_new_area_ha": {"vegetation_clearing": 321.0, "built_up": 0.0},
+    }
+    page = render_html(summary.model_copy(update={"totals": union}))
+    assert "321.0 ha" in page
+    assert "1,234.5 ha detected in total" in page
+    assert "counted once" in page
+    assert "counted twice" not in page
+
+
+def test_class_labels_come_from_the_single_label_map(built):
+    _, _, page = built
+    for change_class in CLASSES:
+        title = CLASS_LABELS[change_class][:1].upper() + CLASS_LABELS[change_class][1:]
+        assert f"{title} new ha" in page
+        assert f"new {CLASS_LABELS[change_class]}" in page  # legend
+    assert "Clearing (ha)" not in page
+
+
+def test_failed_and_insufficient_regions_are_explained(built):
+    _, _, page = built
+    problems = page[page.index('id="problems"') :]
+    problems = problems[: problems.index("</ul>")]
+    assert "jember_southern_coast</b>: failed: DetectionError: computeValue deadline exceeded" in problems
+    for name in INSUFFICIENT:
+        assert f"{name}</b>: insufficient clear observations (31% of the region observed)" in problems
+    assert "infrastructure failed (overpass): Overpass remark: runtime error" in problems
+
+
+def test_rationale_and_infrastructure_shown(built):
+    summary, _, page = built
+    for r in summary.regions:
+        assert r.score is not None
+        assert r.score.rationale.replace("'", "&#x27;") in page
+
+
+def test_previous_run_stated_or_missing():
+    summary, _ = build_summary()
+    summary = without_maps(summary)
+    page = render_html(summary)
+    assert "Compared with the previous run 20261116T060000Z-ffee00 of 2026-11-16" in page
+    assert "no result for this region last week" not in page
+    first = summary.model_copy(update={"previous_run": None})
+    page = render_html(first)
+    assert "No previous run to compare with (first run, or the previous run is missing)" in page
+    page = render_html(first, previous_run={"run_id": None, "note": "latest.json names a missing file"})
+    assert "(latest.json names a missing file): every change polygon counts as new" in page
+
+
+def test_regions_missing_from_the_previous_run_are_flagged():
+    summary, _ = build_summary()
+    summary = without_maps(summary)
+    ok = sorted(r.name for r in summary.regions if r.status == "ok")
+    previous = {"run_id": "r0", "run_date": "2026-11-16", "regions_compared": ok[1:]}
+    page = render_html(summary, previous_run=previous)
+    section = page[page.index(f'id="region-{ok[0]}"') :]
+    section = section[: section.index("</section>")]
+    assert "no result for this region last week" in section
+    assert page.count("no result for this region last week") == 1
+
+
+def test_all_text_is_escaped():
+    summary, _ = build_summary()
+    summary = without_maps(summary)
+    hostile = "<script>alert('x')</script>"
+    regions = list(summary.regions)
+    regions[0] = regions[0].model_copy(update={"status": "failed", "error": hostile, "province": hostile})
+    summary = summary.model_copy(
+        update={"regions": regions, "environment": hostile, "run_id": '"><img src=x>'}
+    )
+    page = render_html(summary)
+    assert "<script" not in page
+    assert "<img src=x>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+
+
+def test_page_renders_without_geometries():
+    summary, _ = build_summary()
+    page = render_html(summary)
+    tags = _parse(page).tags
+    assert len([a for t, a in tags if t == "tr" and "data-region" in a]) == 29
+    # Regions with polygons still get a map framed on their polygons; others say there is nothing to map.
+    assert "No outline or polygons to map." in page
+
+
+def test_chips_are_embedded():
+    summary, _ = build_summary()
+    summary = without_maps(summary)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "#336699").save(buffer, format="PNG")
+    name = summary.regions[0].name
+    page = render_html(
+        summary,
+        chips={name: {"before": buffer.getvalue(), "after": buffer.getvalue()}},
+    )
+    assert f"before false-colour image of {name}" in page
+    assert f"after false-colour image of {name}" in page

@@ -1,0 +1,121 @@
+"""Region and overview maps: polygons land where they are, in their colours, and tiny ones stay visible."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from datetime import date
+
+import pytest
+from PIL import Image, ImageColor
+from shapely.geometry import Polygon, box, mapping
+
+from ccapi_monitor.models import ChangePolygon
+from ccapi_monitor.reports.maps import (
+    CHANGE_COLOURS,
+    LABEL_COLOURS,
+    REGION_FILL,
+    data_uri,
+    render_overview_map,
+    render_region_map,
+)
+
+OUTLINE = mapping(box(107.0, -6.4, 107.2, -6.2))
+
+
+def change(geom: Polygon, kind: str, cls: str = "built_up") -> ChangePolygon:
+    return ChangePolygon(
+        region="r",
+        change_class=cls,
+        area_ha=1.0,
+        centroid=(geom.centroid.x, geom.centroid.y),
+        geometry=mapping(geom),
+        change=kind,
+        first_detected=date(2026, 11, 23),
+    )
+
+
+def pixel_at(png: bytes, lon: float, lat: float, bounds=(107.0, -6.4, 107.2, -6.2)) -> tuple[int, int, int]:
+    """Colour at a lon/lat, by the map's documented layout: equirectangular, 6 % margin."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    west, south, east, north = bounds
+    kx = math.cos(math.radians((south + north) / 2))
+    span_x, span_y = (east - west) * kx, north - south
+    pad = 0.06 * max(span_x, span_y)
+    fx = ((lon - west) * kx + pad) / (span_x + 2 * pad)
+    fy = (north + pad - lat) / (span_y + 2 * pad)
+    xy = (round(fx * (image.width - 1)), round(fy * (image.height - 1)))
+    colour: tuple[int, int, int] = image.getpixel(xy)  # type: ignore[assignment]
+    return colour
+
+
+def close_to(actual: tuple[int, int, int], hex_colour: str, tolerance: int = 12) -> bool:
+    expected = ImageColor.getrgb(hex_colour)
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=False))
+
+
+def test_new_and_persisting_polygons_are_drawn_in_their_colours_where_they_are():
+    new = box(107.02, -6.38, 107.07, -6.33)
+    persisting = box(107.12, -6.27, 107.17, -6.22)
+    png = render_region_map(OUTLINE, [change(new, "new"), change(persisting, "persisting")])
+    assert png is not None
+    assert close_to(pixel_at(png, 107.045, -6.355), CHANGE_COLOURS[("new", "built_up")])
+    assert close_to(pixel_at(png, 107.145, -6.245), CHANGE_COLOURS[("persisting", "built_up")])
+    assert close_to(pixel_at(png, 107.1, -6.3), REGION_FILL)  # inside the region, no change
+
+
+def test_a_polygon_of_a_pixel_is_drawn_as_a_visible_marker():
+    tiny = box(107.1, -6.3, 107.1004, -6.2996)  # ~0.2 ha: well under a pixel at this scale
+    png = render_region_map(OUTLINE, [change(tiny, "new", "vegetation_clearing")])
+    assert png is not None
+    assert close_to(pixel_at(png, 107.1002, -6.2998), CHANGE_COLOURS[("new", "vegetation_clearing")], 40)
+
+
+def test_multipolygon_with_a_hole():
+    ring = Polygon(
+        box(107.02, -6.38, 107.1, -6.3).exterior, [box(107.05, -6.35, 107.07, -6.33).exterior.coords]
+    )
+    multi = {"type": "MultiPolygon", "coordinates": [mapping(ring)["coordinates"]]}
+    png = render_region_map(OUTLINE, [change(ring, "new").model_copy(update={"geometry": multi})])
+    assert png is not None
+    assert close_to(pixel_at(png, 107.03, -6.37), CHANGE_COLOURS[("new", "built_up")])
+    assert close_to(pixel_at(png, 107.06, -6.34), REGION_FILL)  # the hole shows the region beneath
+
+
+def test_nothing_to_draw_is_none_and_polygons_alone_frame_the_map():
+    assert render_region_map(None, []) is None
+    only = render_region_map(None, [change(box(107.0, -6.3, 107.01, -6.29), "new")])
+    assert only is not None
+    assert max(Image.open(io.BytesIO(only)).size) == 520
+
+
+def test_overview_fills_regions_by_label():
+    outlines = {"a": mapping(box(106.0, -7.0, 106.2, -6.8)), "b": mapping(box(110.0, -7.0, 110.2, -6.8))}
+    png = render_overview_map(outlines, {"a": "BUY", "b": None}, {"a": 1, "b": 2})
+    assert png is not None
+    # 'a' sits at the left edge: sample inside it, off its rank number.
+    assert close_to(pixel_at(png, 106.03, -6.97, bounds=(106.0, -7.0, 110.2, -6.8)), LABEL_COLOURS["BUY"], 40)
+    assert render_overview_map({}, {}, {}) is None
+
+
+def test_data_uri_round_trips():
+    uri = data_uri(b"\x89PNG...")
+    assert uri.startswith("data:image/png;base64,")
+    assert base64.b64decode(uri.split(",", 1)[1]) == b"\x89PNG..."
+
+
+@pytest.mark.parametrize("width", [200, 800])
+def test_size_fits_the_box_and_keeps_the_aspect(width: int):
+    png = render_region_map(OUTLINE, [], width=width)
+    assert png is not None
+    w, h = Image.open(io.BytesIO(png)).size
+    assert h == width  # a square in lon/lat is taller than wide at Java's latitude ...
+    assert w / h == pytest.approx(math.cos(math.radians(6.3)), abs=0.01)  # ... by cos(latitude)
+
+
+def test_overview_is_capped_in_height():
+    outlines = {"a": mapping(box(106.0, -7.0, 106.2, -6.8)), "b": mapping(box(106.1, -6.9, 106.3, -6.7))}
+    png = render_overview_map(outlines, {"a": "BUY", "b": "PASS"}, {"a": 1, "b": 2})
+    assert png is not None
+    assert Image.open(io.BytesIO(png)).size[1] == 460

@@ -1,0 +1,221 @@
+"""The command line contract (ARCHITECTURE.md, "Command line" and "Exit codes")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ccapi_monitor.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("ccapi-monitor: error:")]
+
+
+def test_without_a_terminal_and_without_auto_confirm_exits_3_at_once(
+    tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    out = tmp_path / "reports"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "run_weekly_java_monitor.py"),
+            "--imagery",
+            "demo",
+            "--output",
+            str(out),
+            "--cache",
+            str(tmp_path / "c"),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=worker_env,
+        timeout=30,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 3, proc.stderr
+    assert elapsed < 5.0
+    (line,) = _error_lines(proc.stderr)
+    assert "--auto-confirm" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--regions", "jakarta_north_sprawl,atlantis"], "unknown region name 'atlantis'"),
+        (["--regions", "jakarta_nort_sprawl"], "did you mean 'jakarta_north_sprawl'"),
+        (["--run-date", "2026-13-01"], "run_date must be YYYY-MM-DD"),
+        (["--run-date", "2099-01-01"], "in the future"),
+        (["--regions-count", "0"], "regions_count must be at least 1"),
+        (["--regions-count", "30"], "regions_count must be between 1 and 29"),
+        (["--input-json", "{not json"], "--input-json is not valid JSON"),
+        (["--input-json", "[1, 2]"], "must be a JSON object"),
+        (["--input-json", '{"regions_count": "three"}'], "input regions_count must be an integer"),
+        (["--input-json", '{"run_date": "yesterday"}'], "run_date must be YYYY-MM-DD"),
+        (["--input-json", '{"force_refresh": "yes"}'], "force_refresh must be true or false"),
+        (["--regions", "jakarta_north_sprawl", "--regions-count", "2"], "either regions or regions_count"),
+        (["--imagery", "stac"], "--imagery stac needs --stac-items"),
+        (["--infrastructure", "pbf"], "--infrastructure pbf needs --osm-pbf"),
+        (["--max-concurrency", "0"], "invalid max_concurrency"),
+    ],
+)
+def test_invalid_input_exits_3_with_one_line_and_writes_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    out, cache = tmp_path / "reports", tmp_path / "cache"
+    code, _, stderr = _invoke(
+        "run", "--imagery", "demo", "--auto-confirm", "--output", str(out), "--cache", str(cache), *args
+    )
+    assert code == 3
+    (line,) = _error_lines(stderr)
+    assert message in line
+    assert not out.exists()
+    assert not cache.exists()
+
+
+def test_malformed_regions_file_exits_3(tmp_path: Path) -> None:
+    bad = tmp_path / "regions.geojson"
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {"name": "x"}, "geometry": None}],
+            }
+        )
+    )
+    code, _, stderr = _invoke(
+        "run",
+        "--imagery",
+        "demo",
+        "--auto-confirm",
+        "--regions-file",
+        str(bad),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 3
+    (line,) = _error_lines(stderr)
+    assert "feature #0 ('x')" in line
+    assert "missing required properties" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    code, stdout, _ = _invoke(
+        "run",
+        "--imagery",
+        "demo",
+        "--dry-run",
+        "--regions-count",
+        "2",
+        "--run-date",
+        "2026-11-23",
+        "--output",
+        str(out),
+        "--cache",
+        str(tmp_path / "c"),
+    )
+    assert code == 0
+    assert "run date 2026-11-23" in stdout
+    assert "regions (2): bandung_east_tech_corridor, bandung_north_expansion" in stdout
+    assert "current window:     2026-10-24 .. 2026-11-23" in stdout
+    assert "baseline window:    2025-09-24 .. 2026-09-24" in stdout
+    assert '"source": "demo"' in stdout
+    assert "infrastructure:     off" in stdout  # demo runs offline by default
+    assert not out.exists()
+
+
+def test_execution_input_overrides_environment_but_not_flags(tmp_path: Path) -> None:
+    env = {
+        "CCAPI_RUN_DATE": "2026-11-02",
+        "CCAPI_EXECUTION_INPUT": json.dumps(
+            {"run_date": "2026-11-16", "regions_count": 1, "scheduler": "eventbridge"}
+        ),
+    }
+    code, stdout, stderr = _invoke(
+        "run", "--imagery", "demo", "--dry-run", "--output", str(tmp_path / "o"), env=env
+    )
+    assert code == 0, stderr
+    assert "run date 2026-11-16" in stdout
+    assert "regions (1):" in stdout
+    assert "ignoring unknown fields scheduler" in stderr
+    code, stdout, _ = _invoke(
+        "run",
+        "--imagery",
+        "demo",
+        "--dry-run",
+        "--run-date",
+        "2026-11-09",
+        "--output",
+        str(tmp_path / "o"),
+        env=env,
+    )
+    assert "run date 2026-11-09" in stdout
+
+
+def test_scheduler_timestamps_are_accepted_as_run_date(tmp_path: Path) -> None:
+    code, stdout, _ = _invoke(
+        "run",
+        "--imagery",
+        "demo",
+        "--dry-run",
+        "--input-json",
+        '{"run_date": "2026-11-23T06:00:00Z", "regions": ["merak_port_corridor"]}',
+        "--output",
+        str(tmp_path),
+    )
+    assert code == 0
+    assert "run date 2026-11-23" in stdout
+    assert "regions (1): merak_port_corridor" in stdout
+
+
+def test_regions_command_lists_and_validates(tmp_path: Path) -> None:
+    code, stdout, _ = _invoke("regions")
+    assert code == 0
+    assert stdout.strip().endswith("29 regions, valid")
+    code, stdout, _ = _invoke("regions", "--json")
+    rows = json.loads(stdout)
+    assert {r["utm_epsg"] for r in rows} == {32748, 32749, 32750}
+    bad = tmp_path / "bad.geojson"
+    bad.write_text("[]")
+    code, _, stderr = _invoke("regions", "--regions-file", str(bad))
+    assert code == 3
+    assert _error_lines(stderr) == ["ccapi-monitor: error: regions file: not a GeoJSON FeatureCollection"]
+
+
+def test_entry_points_agree(worker_env: dict[str, str]) -> None:
+    shim = subprocess.run(
+        [sys.executable, str(REPO / "run_weekly_java_monitor.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=worker_env,
+        check=True,
+    )
+    module = subprocess.run(
+        [sys.executable, "-m", "ccapi_monitor", "run", "--help"],
+        capture_output=True,
+        text=True,
+        env=worker_env,
+        check=True,
+    )
+    # Same command, same options: only the program name in the usage line differs.
+    assert shim.stdout.splitlines()[1:] == module.stdout.splitlines()[1:]
+    assert "--auto-confirm" in shim.stdout
