@@ -30,9 +30,6 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     sh docker/install.sh deps /opt/venv /src
 
 COPY pyproject.toml README.md ./
-# ccapi_monitor/data/java.geojson is a symlink into regions/: copy its target too, or the
-# wheel silently ships without the default regions.
-COPY regions regions
 COPY ccapi_monitor ccapi_monitor
 RUN --mount=type=cache,target=/root/.cache/uv \
     sh docker/install.sh project /opt/venv /src

@@ -288,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     key_json = json.dumps(service_account_key(SIM_ROOT + "/token"))
     base = Model(time_scale=args.time_scale)
     scenarios = [
-        ("default_16_of_40", base, 16, False),
-        ("full_quota_40", base, 40, False),
-        ("contended_quota_10_limit_16", Model(time_scale=args.time_scale, quota=10), 16, False),
+        # The target: the process may use the project's quota (limiter = quota).
+        ("limit_40_quota_40", base, 40, False),
+        # The settings default: 16 of 40, bound computed for the 16 this process may use.
+        ("limit_16_quota_40", base, 16, False),
+        # The project is shared: only 10 slots are free, the limiter starts at 16 (429 storm).
+        ("limit_16_quota_10", Model(time_scale=args.time_scale, quota=10), 16, False),
     ]
     if not args.skip_sequential:
         scenarios.append(("one_region_at_a_time", base, 16, True))
@@ -307,16 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, model, limit, sequential in scenarios
     ]
+    for result in results:
+        result["target_met"] = (
+            result["ratio_to_lower_bound"] <= 1.2
+            and not result["regions_failed"]
+            and not result["regions_lost"]
+        )
     report: dict[str, Any] = {"benchmark": "earthengine", "seed": args.seed, "scenarios": results}
     if not args.skip_sequential:
-        report["speedup_default_vs_one_at_a_time"] = round(
-            results[-1]["makespan_s"] / results[0]["makespan_s"], 2
-        )
-    report["target_met"] = all(
-        r["ratio_to_lower_bound"] <= 1.2 and not r["regions_failed"] and not r["regions_lost"]
-        for r in results
-        if r["scenario"] != "one_region_at_a_time"
-    )
+        report["speedup_vs_one_region_at_a_time"] = {
+            r["scenario"]: round(results[-1]["makespan_s"] / r["makespan_s"], 2) for r in results[:-1]
+        }
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -80,22 +80,21 @@ def _envvars(param: click.Parameter) -> list[str]:
     return [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
 
 
-def _param_names(param: click.Parameter, ctx: click.Context) -> str:
-    if isinstance(param, click.Argument):
-        return _code(param.make_metavar(ctx))
-    assert isinstance(param, click.Option)
+def _param_names(param: click.Parameter) -> str:
+    """``--flag TYPE``, ``--on / --off`` or an argument's metavar."""
+    if not isinstance(param, click.Option):
+        return _code((param.name or "").upper())
     names = ", ".join(_code(o) for o in param.opts)
     if param.secondary_opts:
         names += " / " + ", ".join(_code(o) for o in param.secondary_opts)
     if not param.is_flag and not param.count:
-        names += " " + _code(_param_type(param, ctx))
+        kind = param.type
+        names += " " + _code(
+            "|".join(str(c) for c in kind.choices) if isinstance(kind, click.Choice) else kind.name.upper()
+        )
+    if param.multiple:
+        names += " (repeatable)"
     return names
-
-
-def _param_type(param: click.Parameter, ctx: click.Context) -> str:
-    if isinstance(param.type, click.Choice):
-        return "|".join(str(c) for c in param.type.choices)
-    return param.make_metavar(ctx) if isinstance(param, click.Argument) else param.type.name.upper()
 
 
 def _param_default(param: click.Parameter, ctx: click.Context) -> str:
@@ -125,7 +124,7 @@ def _command_section(path: str, command: click.Command, ctx: click.Context) -> l
         if getattr(param, "hidden", False) or not param.expose_value:  # --help, --version
             continue
         envs = ", ".join(_code(e) for e in _envvars(param))
-        rows.append((_param_names(param, ctx), envs, _param_default(param, ctx), _param_help(param)))
+        rows.append((_param_names(param), envs, _param_default(param, ctx), _param_help(param)))
     if rows:
         lines += [*_table(("Option", "Environment", "Default", "Description"), rows), ""]
     return lines

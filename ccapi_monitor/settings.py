@@ -45,7 +45,9 @@ class Settings(BaseModel):
         "https://overpass-api.de/api/interpreter",
         "https://overpass.kumi.systems/api/interpreter",
     )
-    infrastructure_buffer_km: float = Field(25.0, ge=0, le=200)
+    infrastructure_buffer_km: float = Field(
+        25.0, ge=0, le=200, description="OSM features are measured inside the region plus this buffer (km)."
+    )
     output: str = "./reports"
     cache: str = "./.ccapi-cache"
     environment: str = "local"
@@ -55,19 +57,33 @@ class Settings(BaseModel):
     auto_confirm: bool = False
     dry_run: bool = False
     # Earth Engine
-    gee_project: str | None = None
-    gee_service_account_key: SecretStr | None = None
-    gee_service_account_key_file: Path | None = None
+    gee_project: str | None = Field(
+        None, description="Google Cloud project that Earth Engine bills (GEE_PROJECT)."
+    )
+    gee_service_account_key: SecretStr | None = Field(
+        None, description="Service-account key as JSON text (GEE_SERVICE_ACCOUNT_KEY); never logged."
+    )
+    gee_service_account_key_file: Path | None = Field(
+        None, description="Path to a service-account key file (GEE_SERVICE_ACCOUNT_KEY_FILE)."
+    )
     ee_max_concurrency: int = Field(16, ge=1, le=40)
-    ee_deadline_s: float = Field(300.0, gt=0)
+    ee_deadline_s: float = Field(300.0, gt=0, description="Deadline of each Earth Engine request in seconds.")
     # AWS runtime
     kms_key_id: str | None = None
     metrics: MetricsMode = "auto"
-    metric_namespace: str = "CloudClearingAPI"
+    metric_namespace: str = Field(
+        "CloudClearingAPI", description="CloudWatch namespace of the worker's metrics."
+    )
     xray: bool = False
-    task_token: SecretStr | None = None
-    heartbeat_seconds: float = Field(60.0, gt=0)
-    execution_arn: str | None = None
+    task_token: SecretStr | None = Field(
+        None, description="Step Functions task token (CCAPI_TASK_TOKEN); no token: no callback, no heartbeat."
+    )
+    heartbeat_seconds: float = Field(
+        60.0, gt=0, description="Seconds between SendTaskHeartbeat calls (CCAPI_HEARTBEAT_SECONDS)."
+    )
+    execution_arn: str | None = Field(
+        None, description="Step Functions execution ARN, added to every log line (CCAPI_EXECUTION_ARN)."
+    )
     land_prices_file: Path | None = None
     detection: DetectionParams = Field(default_factory=DetectionParams)
 

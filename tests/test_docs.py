@@ -391,7 +391,8 @@ def aws_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsWorld]:
 def _cli_env(world: AwsWorld) -> dict[str, str]:
     config = world.workdir / "aws-config"
     config.write_text(f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proxies = {"http_proxy", "https_proxy", "no_proxy"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in proxies}
     env.update(world.variables)
     env.update(
         {
@@ -406,9 +407,9 @@ def _cli_env(world: AwsWorld) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_PAGER": "",
             # Safety net: anything not sent to 127.0.0.1 goes to a closed local port instead.
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "HTTP_PROXY": "http://127.0.0.1:9",
+            **dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"), "http://127.0.0.1:9"),
             "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
         }
     )
     return env
@@ -430,3 +431,31 @@ def test_doc_command_runs_against_moto(command: ShellCommand, aws_world: AwsWorl
         f"{command}\nexit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}\n"
         f"Fix the command, or if moto cannot serve it, put `{MARKER}` on the line before its block."
     )
+
+
+# ------------------------------------------------------------------------ links between docs
+
+
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_links_between_docs_resolve() -> None:
+    """A runbook whose links lead nowhere fails its reader on the worst morning."""
+    checked = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?(?:#([\w-]+))?\)", text):
+            if not target and not anchor:
+                continue
+            linked = (page.parent / target) if target else page
+            assert linked.exists(), f"{page.name}: link to missing {target}"
+            if anchor:
+                headings = re.findall(r"^#{1,6} (.+)$", linked.read_text(encoding="utf-8"), re.MULTILINE)
+                assert anchor in {_github_anchor(h) for h in headings}, (
+                    f"{page.name}: no #{anchor} in {linked.name}"
+                )
+            checked += 1
+    assert checked >= 10

@@ -272,14 +272,16 @@ def truth_class(event: Event, run_date: date) -> str | None:
 
     ``transition`` marks ages where the answer depends on clouds and percentiles
     (being cleared now, clearing drifting into the baseline, construction not yet
-    persistent); tests exclude those footprints from accuracy. ``None``: not yet
-    happened, or so old that it is part of the baseline.
+    persistent); tests exclude those footprints from accuracy. ``settled``: so old
+    that the whole baseline already shows it (no change expected). ``None``: not yet.
     """
     age = (run_date - event.day).days
-    if age < 0 or age >= 440:
+    if age < 0:
         return None
+    if age >= 440:
+        return "settled"
     if event.kind == "clearing":
-        if 30 <= age <= 85:
+        if 30 <= age <= 75:
             return "vegetation_clearing"
         if 130 <= age <= 280:
             return "built_up"
@@ -360,7 +362,7 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
     threshold = np.quantile(field2, 1 - cover) if cover > 0 else np.inf
     cloud = field2 >= threshold
     thick = field2 >= threshold + 0.08
-    fringe = (field2 >= threshold - 0.03) & ~cloud
+    fringe = (field2 >= threshold - 0.02) & ~cloud
     shift_px = max(1, round(900 / (2 * config.scale_m)))
     shadow = np.zeros_like(cloud)
     shadow[shift_px:, :-shift_px] = cloud[:-shift_px, shift_px:]
@@ -373,7 +375,7 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
     def up(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         return np.repeat(np.repeat(mask, 2, 0), 2, 1)
 
-    for mask2, alpha in ((cloud, 1.0), (fringe, 0.2), (cirrus, 0.15)):
+    for mask2, alpha in ((cloud, 1.0), (fringe, 0.12), (cirrus, 0.15)):
         mask = up(mask2)
         refl[:, mask] = (1 - alpha) * refl[:, mask] + alpha * CLOUD[:, None]
     refl[:, up(shadow)] *= 0.3

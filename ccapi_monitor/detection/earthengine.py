@@ -111,8 +111,22 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
     import ee
 
     windows = params.windows(run_date)
+
+    def in_window(window: DateWindow) -> EEObject:
+        # A fully masked placeholder keeps a window without any scene (an outage) from
+        # reducing to a band-less image, which would fail the request instead of leaving
+        # the pixels unobserved. Masked values are ignored by every reducer used here.
+        placeholder = (
+            ee.Image.constant([0, 0])
+            .rename(["ndvi", "ndwi"])
+            .toFloat()
+            .updateMask(0)
+            .set("system:time_start", 0)
+        )
+        return observations.filterDate(*_window_dates(window)).merge(ee.ImageCollection([placeholder]))
+
     baseline = (
-        observations.filterDate(*_window_dates(windows.baseline))
+        in_window(windows.baseline)
         .select("ndvi")
         .reduce(ee.Reducer.percentile(list(BASELINE_PERCENTILES)).combine(ee.Reducer.count(), "", True))
     )
@@ -122,7 +136,7 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
 
     # NDVI_now: mean of the latest `recent_obs` clear observations. toArray() keeps only
     # unmasked observations, in collection order (newest first after the sort).
-    current = observations.filterDate(*_window_dates(windows.current)).select("ndvi")
+    current = in_window(windows.current).select("ndvi")
     stacked = current.sort("system:time_start", False).toArray()
     current_count = stacked.arrayLength(0).unmask(0)
     ndvi_now = (
@@ -132,7 +146,7 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
         .arrayGet([0, 0])
     )
 
-    persistence = observations.filterDate(*_window_dates(windows.persistence))
+    persistence = in_window(windows.persistence)
     persist_max = persistence.select(["ndvi", "ndwi"]).max()
     persist_count = persistence.select("ndvi").count().unmask(0)
 
@@ -487,6 +501,8 @@ class EarthEngineBackend(ImageryBackend):
     def detect(
         self, region: Region, run_date: date, cancel: threading.Event | None = None
     ) -> DetectionResult:
+        if cancel is not None and cancel.is_set():
+            raise AbortedError(f"cancelled before detection of {region.name}")
         self._ensure_client()
 
         def graph(escalation: int) -> EncodedGraph:

@@ -6,8 +6,10 @@ not known exactly. The limiter starts at the configured concurrency (default 16)
 adapts like TCP congestion control (AIMD): each wave of 429s shrinks the window (by
 ``decrease_factor``, or to the number of requests the server was running for us when it
 refused, whichever is lower, at most halving it), each success adds ``1/window``, so the
-window regrows by about one slot per round of successful requests. Waiters are served largest region first, which
-keeps the heavy-tailed long requests from starting last and stretching the makespan.
+window regrows by about one slot per round of successful requests.
+
+Waiters are served retries first, then largest expected work first: a heavy-tailed
+long request that starts last is what stretches the batch past its lower bound.
 
 Retries are bounded per failure kind and counted, so a region that cannot be measured
 fails with the Earth Engine message instead of reporting zeros.
@@ -170,7 +172,7 @@ class AdaptiveLimiter:
         self._window = float(max_concurrency)
         self._in_flight = 0
         self._epoch = 0  # bumped on each decrease; a 429 from an older epoch does not shrink again
-        self._waiters: list[tuple[float, int]] = []
+        self._waiters: list[tuple[bool, float, int]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._auth_failure: str | None = None
@@ -206,9 +208,15 @@ class AdaptiveLimiter:
             raise CredentialsError(self._auth_failure)
 
     @contextmanager
-    def slot(self, priority: float = 0.0, cancel: threading.Event | None = None) -> Iterator[int]:
-        """Hold one request slot; larger ``priority`` goes first. Yields the epoch at entry."""
-        ticket = (-priority, next(self._seq))
+    def slot(
+        self, priority: float = 0.0, cancel: threading.Event | None = None, *, retry: bool = False
+    ) -> Iterator[int]:
+        """Hold one request slot. Yields the epoch at entry.
+
+        Retries go first (their request has already spent time on the critical path),
+        then larger ``priority``, then first come.
+        """
+        ticket = (not retry, -priority, next(self._seq))
         with self._cond:
             heapq.heappush(self._waiters, ticket)
             try:
@@ -315,7 +323,7 @@ def run_with_retries(
         if cancel is not None and cancel.is_set():
             raise AbortedError(f"cancelled before {what}")
         queued = time.monotonic()
-        with limiter.slot(priority, cancel) as epoch:
+        with limiter.slot(priority, cancel, retry=stats.attempts > 0) as epoch:
             stats.waited_s += time.monotonic() - queued
             stats.attempts += 1
             try:

@@ -52,11 +52,11 @@ resource "aws_iam_role_policy" "state_machine" {
         Condition = { ArnEquals = { "ecs:cluster" = var.ecs_cluster_arn } }
       },
       {
-        Sid       = "StopWorkerTask" # lets an operator-aborted execution stop its task; tasks of this cluster only
+        Sid       = "TagTasksOnRun" # PropagateTags: ECS authorises tag-on-create with ecs:TagResource
         Effect    = "Allow"
-        Action    = ["ecs:StopTask", "ecs:DescribeTasks"]
+        Action    = ["ecs:TagResource"]
         Resource  = [local.ecs_task_arn_pattern]
-        Condition = { ArnEquals = { "ecs:cluster" = var.ecs_cluster_arn } }
+        Condition = { StringEquals = { "ecs:CreateAction" = "RunTask" } }
       },
       {
         Sid      = "PassOnlyTheTaskRoles"
@@ -68,7 +68,7 @@ resource "aws_iam_role_policy" "state_machine" {
         }
       },
       {
-        Sid      = "EcsManagedRule" # the rule Step Functions creates to follow ECS task state
+        Sid      = "EcsManagedRule" # the managed rule Step Functions uses for ECS task events (documented ECS integration policy)
         Effect   = "Allow"
         Action   = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
         Resource = ["arn:${local.partition}:events:${local.region}:${local.account_id}:rule/StepFunctionsGetEventsForECSTaskRule"]

@@ -89,19 +89,19 @@ class PutRecord:
 
 
 class FaultProxy:
-    """HTTP proxy to moto: optional injected errors on PUTs whose path matches, and a PUT log.
+    """HTTP proxy to moto: injected errors on PUTs whose path matches, a PUT log, a call log.
 
-    ``fail_pattern``/``fail_status``/``fail_count``: the first ``fail_count`` PUTs whose path
-    matches get ``fail_status`` (``fail_count=None``: all of them).
+    See :meth:`fail_puts` for the injection rule.
     """
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.fail_pattern: str | None = None
-        self.fail_status = 503
-        self.fail_count: int | None = None
+        self.fail_statuses: list[int] = []
+        self.fail_forever = False
         self.injected = 0
+        self._tries: dict[str, int] = {}
         self.puts: list[PutRecord] = []
         #: (X-Amz-Target, JSON body) of every JSON-protocol call, e.g. Step Functions callbacks.
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -123,14 +123,20 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_puts(self, pattern: str, *, status: int = 503, count: int | None = None) -> None:
+    def fail_puts(self, pattern: str, *statuses: int, forever: bool = False) -> None:
+        """Answer the first PUTs of each matching object with ``statuses`` in order, then pass them.
+
+        ``forever=True``: every matching PUT gets ``statuses[0]`` (retries never succeed).
+        """
         with self._lock:
-            self.fail_pattern, self.fail_status, self.fail_count, self.injected = pattern, status, count, 0
+            self.fail_pattern, self.fail_statuses, self.fail_forever = pattern, list(statuses), forever
+            self.injected = 0
+            self._tries.clear()
 
     def reset(self) -> None:
         """Forget records and stop injecting (between tests)."""
         with self._lock:
-            self.fail_pattern, self.injected = None, 0
+            self.fail_pattern, self.fail_statuses, self.injected = None, [], 0
             self.puts.clear()
             self.calls.clear()
 
@@ -142,14 +148,21 @@ class FaultProxy:
         """Paths of PUTs that moto accepted, in the order they completed."""
         return [p.path for p in self.puts if p.status == 200 and re.search(pattern, p.path)]
 
-    def _should_fail(self, method: str, path: str) -> bool:
+    def _fault_for(self, method: str, path: str) -> int | None:
+        """The status to inject for this request, or ``None`` to forward it."""
         with self._lock:
             if method != "PUT" or self.fail_pattern is None or not re.search(self.fail_pattern, path):
-                return False
-            if self.fail_count is not None and self.injected >= self.fail_count:
-                return False
+                return None
+            tries = self._tries.get(path, 0)
+            self._tries[path] = tries + 1
+            if self.fail_forever:
+                status = self.fail_statuses[0]
+            elif tries < len(self.fail_statuses):
+                status = self.fail_statuses[tries]
+            else:
+                return None
             self.injected += 1
-            return True
+            return status
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -188,11 +201,11 @@ class FaultProxy:
                 if target:
                     with proxy._lock:
                         proxy.calls.append((target, json.loads(body or b"{}")))
-                if proxy._should_fail(self.command, self.path):
-                    self._reply(proxy.fail_status, [("Content-Type", "application/xml")],
-                                error_body(proxy.fail_status))  # fmt: skip
+                status = proxy._fault_for(self.command, self.path)
+                if status is not None:
+                    self._reply(status, [("Content-Type", "application/xml")], error_body(status))
                     with proxy._lock:
-                        proxy.puts.append(PutRecord(self.path, proxy.fail_status))
+                        proxy.puts.append(PutRecord(self.path, status))
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
                 headers["Content-Length"] = str(len(body))

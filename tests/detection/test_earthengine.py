@@ -155,6 +155,18 @@ def test_percentiles_and_windows_from_run_date(offline: None, regions: list[Regi
     assert ("2025-09-24", "2026-09-24") in ranges  # baseline: 365 days before the 60-day persistence window
 
 
+def test_windows_without_scenes_reduce_to_unobserved_not_errors(offline: None, regions: list[Region]) -> None:
+    stats, _ = graph_trees(regions[0], DetectionParams())
+    placeholders = [
+        args["collection2"]
+        for args in calls(stats, "ImageCollection.merge")
+        if calls(args["collection2"], "Image.updateMask")
+    ]
+    # baseline, current and persistence each merge a fully masked placeholder image
+    assert len({json.dumps(p, sort_keys=True) for p in placeholders}) == 1
+    assert len(placeholders) >= 3
+
+
 def test_requests_carry_explicit_limits(offline: None, regions: list[Region]) -> None:
     region = regions[0]
     graph = build_region_graph(region, RUN_DATE, DetectionParams(), tile_scale=TILE_SCALES[1])
@@ -368,8 +380,12 @@ def test_parse_polygons_largest_first() -> None:
     assert all(p.first_detected == RUN_DATE for p in polygons)
 
 
-def test_describe_needs_no_credentials_or_client() -> None:
-    ee.Reset()
+def test_describe_needs_no_credentials_or_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("describe() must not touch Earth Engine")
+
+    monkeypatch.setattr(ee, "Initialize", forbidden)
+    monkeypatch.setattr(ee.data, "computeValue", forbidden)
     backend = EarthEngineBackend(
         DetectionParams(), project=None, key_json=None, key_file=None, limiter=AdaptiveLimiter(16)
     )
@@ -377,9 +393,9 @@ def test_describe_needs_no_credentials_or_client() -> None:
     assert plan["datasets"] == {"surface_reflectance": S2_COLLECTION, "cloud_score": CLOUD_SCORE_COLLECTION}
     assert plan["cloud_mask"] == {"band": CLOUD_SCORE_BAND, "clear_at_or_above": 0.6}
     assert plan["windows"]["current"] == {"start": "2026-10-24", "end": "2026-11-23"}
+    assert plan["windows"]["baseline"] == {"start": "2025-09-24", "end": "2026-09-24"}
     assert plan["limiter"]["max_concurrency"] == 16
     assert plan["limiter"]["project_quota"] == 40
     assert plan["endpoint"] == "https://earthengine-highvolume.googleapis.com"
     assert plan["parameters"]["clear_threshold"] == 0.6
     json.dumps(plan)  # printable as-is by --dry-run
-    assert not ee.data.is_initialized()

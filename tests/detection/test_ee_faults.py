@@ -22,7 +22,7 @@ from ccapi_monitor.detection.earthengine import (
     encode_expression,
 )
 from ccapi_monitor.detection.ee_quota import AdaptiveLimiter, RetryPolicy
-from ccapi_monitor.errors import CredentialsError, DetectionError, ExitCode, PreflightError
+from ccapi_monitor.errors import AbortedError, CredentialsError, DetectionError, ExitCode, PreflightError
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, load_regions
 from tests.detection.ee_support import (
@@ -327,3 +327,22 @@ def test_unreachable_endpoint_is_a_preflight_failure(backend_for: BackendFactory
         backend.prepare([region], RUN_DATE)
     assert info.value.exit_code == ExitCode.PREFLIGHT_FAILED
     assert not isinstance(info.value, CredentialsError)
+
+
+def test_cancel_stops_a_region_between_attempts(
+    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+) -> None:
+    backend = backend_for(retry_policy=RetryPolicy(base_delay_s=30.0, max_delay_s=30.0))
+    backend.prepare([region], RUN_DATE)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(AbortedError):
+        backend.detect(region, RUN_DATE, cancel)
+    assert fake.hits["compute"] == 0
+
+    cancel.clear()
+    fake.compute = lambda body: UNAVAILABLE  # every attempt fails, then a 30 s backoff
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(AbortedError):
+        backend.detect(region, RUN_DATE, cancel)
+    assert fake.hits["compute"] <= 2

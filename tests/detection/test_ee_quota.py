@@ -249,3 +249,38 @@ def test_shared_limiter_is_one_per_process() -> None:
     shared_limiter(16)
     with pytest.raises(ValueError, match=r"1\.\.40"):
         shared_limiter(41)
+
+
+def test_retries_go_before_fresh_requests() -> None:
+    limiter = AdaptiveLimiter(1)
+    order: list[str] = []
+    gate = threading.Event()
+
+    def holder() -> None:
+        with limiter.slot():
+            gate.wait(5)
+
+    def waiter(name: str, priority: float, retry: bool) -> None:
+        with limiter.slot(priority=priority, retry=retry):
+            order.append(name)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    while limiter.in_flight == 0:
+        time.sleep(0.001)
+    waiters = [
+        threading.Thread(target=waiter, args=args)
+        for args in (
+            ("fresh-large", 900.0, False),
+            ("retry-small", 100.0, True),
+            ("fresh-small", 100.0, False),
+        )
+    ]
+    for t in waiters:
+        t.start()
+    while len(limiter._waiters) < 3:
+        time.sleep(0.001)
+    gate.set()
+    for t in [first, *waiters]:
+        t.join()
+    assert order == ["retry-small", "fresh-large", "fresh-small"]

@@ -231,6 +231,22 @@ class Container:
         """The next task the execution starts."""
         return wait_for(self._new_run, timeout_s=timeout_s, what="the state machine to start an ECS task")
 
+    def wait_listening(self, run: ContainerRun) -> None:
+        """Wait until the execution accepts heartbeats for this task.
+
+        moto registers the heartbeat endpoint a moment after the ECS task is visible; a real
+        worker heartbeats at once and would take the early rejection for an expired token.
+        """
+
+        def accepted() -> bool | None:
+            try:
+                self._sfn.send_task_heartbeat(taskToken=run.token)
+            except self._sfn.exceptions.ClientError:
+                return None
+            return True
+
+        wait_for(accepted, timeout_s=10, what="the execution to accept heartbeats")
+
     def succeed(self, run: ContainerRun, payload: Mapping[str, Any]) -> None:
         self._sfn.send_task_heartbeat(taskToken=run.token)
         self._sfn.send_task_success(taskToken=run.token, output=json.dumps(payload))

@@ -6,14 +6,18 @@ Each case ends in the final state, SNS message and metrics an operator would see
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from tests.infra.asl_support import (
@@ -31,6 +35,7 @@ from tests.infra.asl_support import (
     worst_case_seconds,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "ap-southeast-3"
 ENVIRONMENT = "test"
 NAMESPACE = "CloudClearingAPI"
@@ -156,62 +161,65 @@ def _topic_with_queue(sns: Any, sqs: Any, name: str) -> tuple[str, str]:
     return topic, queue_url
 
 
+ClientFactory = Callable[[str], Any]
+
+
+def _client(service: str, **kwargs: str) -> Any:
+    return boto3.client(service, region_name=REGION, **kwargs)  # type: ignore[call-overload]
+
+
+def build_stack(client: ClientFactory) -> Stack:
+    """Network, cluster, task definition, topics with an SQS inbox each, through ``client``."""
+    ec2, ecs, sns, sqs = client("ec2"), client("ecs"), client("sns"), client("sqs")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    # moto's awsvpc task attachment reads the ENI's private DNS name, which needs DNS hostnames.
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    group = ec2.create_security_group(GroupName="ccapi-task", Description="worker", VpcId=vpc)["GroupId"]
+    cluster = ecs.create_cluster(clusterName="ccapi")["cluster"]["clusterArn"]
+    task_definition = ecs.register_task_definition(
+        family="ccapi-monitor-test",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="2048",
+        memory="8192",
+        # moto sums container-level memory to place tasks; Terraform sets it at task level only.
+        containerDefinitions=[{"name": "worker", "image": "ccapi-monitor:test", "memory": 8192}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    success_topic, success_queue = _topic_with_queue(sns, sqs, "ccapi-success")
+    failure_topic, failure_queue = _topic_with_queue(sns, sqs, "ccapi-failure")
+    sfn = client("stepfunctions")
+    return Stack(
+        sfn=sfn,
+        sqs=sqs,
+        cloudwatch=client("cloudwatch"),
+        container=Container(ecs, sfn, cluster),
+        variables={
+            "ecs_cluster_arn": cluster,
+            "task_definition_arn": task_definition,
+            "container_name": "worker",
+            "subnet_ids_csv": ",".join(subnets),
+            "security_group_ids_csv": group,
+            "success_topic_arn": success_topic,
+            "failure_topic_arn": failure_topic,
+            "environment": ENVIRONMENT,
+            "metric_namespace": NAMESPACE,
+            "log_group_name": LOG_GROUP,
+            "aws_region": REGION,
+        },
+        success_queue=success_queue,
+        failure_queue=failure_queue,
+    )
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    """In-process moto with state machine execution enabled."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws(config=MOTO_CONFIG), moto_fixes():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        ecs = boto3.client("ecs", region_name=REGION)
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        # moto's awsvpc task attachment reads the ENI's private DNS name, which needs DNS hostnames.
-        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)
-        ]
-        group = ec2.create_security_group(GroupName="ccapi-task", Description="worker", VpcId=vpc)["GroupId"]
-        cluster = ecs.create_cluster(clusterName="ccapi")["cluster"]["clusterArn"]
-        task_definition = ecs.register_task_definition(
-            family="ccapi-monitor-test",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="2048",
-            memory="8192",
-            # moto sums container-level memory to place tasks; Terraform sets it at task level only.
-            containerDefinitions=[{"name": "worker", "image": "ccapi-monitor:test", "memory": 8192}],
-        )["taskDefinition"]["taskDefinitionArn"]
-        success_topic, success_queue = _topic_with_queue(sns, sqs, "ccapi-success")
-        failure_topic, failure_queue = _topic_with_queue(sns, sqs, "ccapi-failure")
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        yield Stack(
-            sfn=sfn,
-            sqs=sqs,
-            cloudwatch=boto3.client("cloudwatch", region_name=REGION),
-            container=Container(ecs, sfn, cluster),
-            variables={
-                "ecs_cluster_arn": cluster,
-                "task_definition_arn": task_definition,
-                "container_name": "worker",
-                "subnet_ids_csv": ",".join(subnets),
-                "security_group_ids_csv": group,
-                "success_topic_arn": success_topic,
-                "failure_topic_arn": failure_topic,
-                "environment": ENVIRONMENT,
-                "metric_namespace": NAMESPACE,
-                "log_group_name": LOG_GROUP,
-                "aws_region": REGION,
-            },
-            success_queue=success_queue,
-            failure_queue=failure_queue,
-        )
+        yield build_stack(lambda service: _client(service))
 
 
 def _pass_preflight(stack: Stack) -> None:
@@ -378,3 +386,96 @@ def test_unexpected_status_is_a_failure(stack: Stack) -> None:
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
     [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["error"]["Error"] == "CCAPI.UnexpectedStatus"
+
+
+# --- the real worker as the container ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_server_url() -> Iterator[str]:
+    """A moto server on loopback for the worker subprocess; this process runs its state machines."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server_stack(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    requests.post(f"{moto_server_url}/moto-api/reset", timeout=10).raise_for_status()
+    requests.post(f"{moto_server_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+    # The state machine interpreter calls ECS/SNS/CloudWatch over HTTP on localhost:$MOTO_PORT.
+    monkeypatch.setenv("MOTO_PORT", moto_server_url.rsplit(":", 1)[1])
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    with moto_fixes():
+        yield build_stack(lambda service: _client(service, endpoint_url=moto_server_url, **credentials))
+
+
+def _in_this_interpreter(command: list[str]) -> list[str]:
+    """The container's command, run with this venv's Python from the repository root (the image's workdir)."""
+    if command[0] == "ccapi-monitor":
+        return [sys.executable, "-m", "ccapi_monitor", *command[1:]]
+    assert command[0] == "python", command
+    return [sys.executable, *command[1:]]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_real_worker_runs_inside_the_state_machine(
+    server_stack: Stack, moto_server_url: str, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Demo imagery, one region: preflight and the weekly run are the real CLI, called back for real."""
+    stack = server_stack
+
+    s3 = _client(
+        "s3", endpoint_url=moto_server_url, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    s3.create_bucket(Bucket="ccapi-e2e", CreateBucketConfiguration={"LocationConstraint": REGION})
+    # What the task definition (ecs.tf) sets, pointed at moto and the offline demo archive.
+    task_env = {
+        **worker_env,
+        "AWS_ENDPOINT_URL": moto_server_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CCAPI_ENVIRONMENT": ENVIRONMENT,
+        "CCAPI_REPORTS_URI": "s3://ccapi-e2e/reports",
+        "CCAPI_CACHE_URI": "s3://ccapi-e2e/cache",
+        "CCAPI_IMAGERY": "demo",
+        "CCAPI_INFRASTRUCTURE": "off",
+        "CCAPI_METRICS": "cloudwatch",
+        "CCAPI_HEARTBEAT_SECONDS": "1",
+        "TMPDIR": str(tmp_path),
+    }
+    execution = stack.start(heartbeat_s=10, execution_input={"run_date": "2026-11-23", "regions_count": 1})
+
+    for expected in (
+        ["ccapi-monitor", "preflight"],
+        ["python", "run_weekly_java_monitor.py", "--auto-confirm"],
+    ):
+        run = stack.container.next_run()
+        assert run.command == expected
+        stack.container.wait_listening(run)
+        worker = subprocess.run(
+            _in_this_interpreter(run.command),
+            cwd=REPO_ROOT,
+            env={**task_env, **run.environment},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+        assert run.token not in worker.stdout + worker.stderr, "the task token reached the logs"
+
+    assert stack.finish(execution)["status"] == "SUCCEEDED"
+    [note] = stack.messages(stack.success_queue)
+    message = note["Message"]
+    assert message["regions"] == {"total": 1, "succeeded": 1, "failed": 0, "insufficient": 0}
+    assert message["report"]["json"].startswith("s3://ccapi-e2e/reports/weekly/2026-11-23/")
+    assert stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
+    assert stack.metric_values("ExecutionDuration") == [message["duration_s"]]

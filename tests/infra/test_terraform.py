@@ -6,6 +6,8 @@ mirror, so the repository never gets a .terraform directory and nothing leaves t
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.asl_support import TERRAFORM_DIR
+from tests.infra.asl_support import ASL_TEMPLATE, TEMPLATE_VARIABLES, TERRAFORM_DIR, render_template
 
 PROVIDER_MIRROR = Path(os.environ.get("CCAPI_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
 REPO_ROOT = TERRAFORM_DIR.parents[1]
@@ -97,6 +99,42 @@ def test_terraform_test_suite_passes(workspace: Workspace) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     runs = sum(len(re.findall(r'^run "', p.read_text(encoding="utf-8"), re.M)) for p in TEST_FILES)
     assert f"Success! {runs} passed, 0 failed." in result.stdout, result.stdout
+
+
+def test_example_tfvars_pass_every_validation(workspace: Workspace) -> None:
+    """terraform.tfvars.example is syntax users copy: plan it (mocked provider) with its values."""
+    example = (TERRAFORM_DIR / "terraform.tfvars.example").read_text(encoding="utf-8")
+    test_file = workspace.path / "tests" / "example_tfvars.tftest.hcl"
+    test_file.write_text(
+        f'mock_provider "aws" {{}}\n\nvariables {{\n{example}\n}}\n\nrun "example_plans" {{\n  command = plan\n}}\n',
+        encoding="utf-8",
+    )
+    try:
+        result = workspace.terraform("test", f"-filter=tests/{test_file.name}")
+    finally:
+        test_file.unlink()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed" in result.stdout, result.stdout
+
+
+def test_python_renderer_matches_templatefile(workspace: Workspace) -> None:
+    """The moto tests execute what Terraform deploys: both renderings agree byte for byte."""
+    variables = {name: f"arn:aws:test:{name}:a,b" for name in sorted(TEMPLATE_VARIABLES)}
+    hcl_map = "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in variables.items()) + "}"
+    expression = f"base64encode(templatefile({json.dumps(ASL_TEMPLATE.name)}, {hcl_map}))"
+    result = subprocess.run(
+        ["terraform", "console", "-no-color"],
+        cwd=workspace.path,
+        env=workspace.env,
+        input=expression + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = base64.b64decode(result.stdout.strip().strip('"')).decode("utf-8")
+    assert rendered == render_template(ASL_TEMPLATE.read_text(encoding="utf-8"), variables)
 
 
 def test_checkov_passes_with_justified_skips() -> None:

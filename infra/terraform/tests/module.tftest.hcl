@@ -98,9 +98,20 @@ run "definition_renders_and_is_allowed" {
   assert {
     condition = anytrue([
       for st in jsondecode(aws_iam_role_policy.state_machine.policy).Statement :
-      contains(st.Action, "iam:PassRole") && length(st.Resource) == 2 && !contains(st.Resource, "*")
+      contains(st.Action, "iam:PassRole") &&
+      toset(st.Resource) == toset([aws_iam_role.task.arn, aws_iam_role.task_execution.arn])
     ])
     error_message = "iam:PassRole must be scoped to the task role and the task execution role."
+  }
+
+  # The topics are KMS-encrypted, so publishing needs the key (through SNS only).
+  assert {
+    condition = anytrue([
+      for st in jsondecode(aws_iam_role_policy.state_machine.policy).Statement :
+      contains(st.Action, "kms:GenerateDataKey") && contains(st.Resource, var.kms_key_arn) &&
+      try(st.Condition.StringEquals["kms:ViaService"] == "sns.ap-southeast-3.amazonaws.com", false)
+    ]) && aws_sns_topic.success.kms_master_key_id == var.kms_key_arn && aws_sns_topic.failure.kms_master_key_id == var.kms_key_arn
+    error_message = "Encrypted topics need kms:GenerateDataKey for the state machine, via SNS."
   }
 
   # PutMetricData carries the namespace condition wherever it is granted.
