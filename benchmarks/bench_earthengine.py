@@ -51,7 +51,7 @@ SIM_ROOT = "https://earthengine-highvolume.sim.invalid"
 class Model:
     """Earth Engine as seen from the client; times in Earth Engine seconds."""
 
-    time_scale: float = 0.02  # wall seconds per Earth Engine second
+    time_scale: float = 0.015  # wall seconds per Earth Engine second
     quota: int = 40
     stats_median_s: float = 30.0  # a 490 km2 region; scales with sqrt(area)
     polygons_share: float = 0.6
@@ -274,7 +274,7 @@ def run_scenario(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--time-scale", type=float, default=0.02, help="wall seconds per EE second")
+    parser.add_argument("--time-scale", type=float, default=0.015, help="wall seconds per EE second")
     parser.add_argument("--skip-sequential", action="store_true")
     args = parser.parse_args(argv)
     # Keep stdout for the JSON report: retries are logged at info, which is noise here.

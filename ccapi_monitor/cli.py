@@ -96,7 +96,10 @@ _COMMON_OPTIONS: list[tuple[tuple[str, ...], str | None, dict[str, Any]]] = [
     (
         ("--max-concurrency",),
         "CCAPI_MAX_CONCURRENCY",
-        {"type": int, "default": 4, "show_default": True, "help": "Regions in flight."},
+        {
+            "type": int,
+            "help": "Regions in flight [default: 4; with earthengine, half of --ee-max-concurrency].",
+        },
     ),
     (
         ("--region-timeout",),

@@ -56,7 +56,7 @@ class Plan:
             },
             "outputs": {"reports": s.output, "cache": s.cache},
             "environment": s.environment,
-            "max_concurrency": s.max_concurrency,
+            "max_concurrency": s.regions_in_flight,
             "force_refresh": s.force_refresh,
             "parameters": self.params.model_dump(mode="json"),
         }

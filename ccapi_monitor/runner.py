@@ -27,7 +27,13 @@ from shapely.ops import unary_union
 
 from ccapi_monitor.changes import PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
-from ccapi_monitor.errors import AbortedError, ExitCode, InfrastructureError, RegionTimeoutError
+from ccapi_monitor.errors import (
+    AbortedError,
+    CredentialsError,
+    ExitCode,
+    InfrastructureError,
+    RegionTimeoutError,
+)
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.models import (
     ChangePolygon,
@@ -265,21 +271,26 @@ class Runner:
     # -- the run -------------------------------------------------------------------------------------
 
     def run_regions(self) -> list[RegionResult]:
-        """All regions, at most ``max_concurrency`` in flight, deadlines and aborts honoured."""
+        """All regions, at most ``regions_in_flight`` at once, deadlines and aborts honoured.
+
+        Credentials that fail mid-run (:class:`CredentialsError`) end the whole run with exit 4:
+        every other region would fail the same way.
+        """
         pending = list(self.regions)
         results: dict[str, RegionResult] = {}
         running: dict[str, _InFlight] = {}
         failed = 0
         total = len(self.regions)
         deadline_s = self.settings.region_timeout_s
-        pool = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="region")
+        in_flight = self.settings.regions_in_flight
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="region")
         abort_code: ExitCode | None = None
         try:
             while pending or running:
                 abort_code = abort_code or self.abort_check()
                 if abort_code is not None:
                     break
-                while pending and len(running) < self.settings.max_concurrency:
+                while pending and len(running) < in_flight:
                     region = pending.pop(0)
                     cancel = threading.Event()
                     ctx = contextvars.copy_context()
@@ -291,6 +302,10 @@ class Runner:
                     if job.future.done():
                         del running[name]
                         error = job.future.exception()
+                        if isinstance(error, CredentialsError):
+                            for other in running.values():
+                                other.cancel.set()
+                            raise error
                         results[name] = self._failed(region, error) if error else job.future.result()
                     elif now - job.started > deadline_s:
                         # The thread cannot be killed; it sees ``cancel`` and its result is dropped.

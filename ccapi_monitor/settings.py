@@ -51,7 +51,12 @@ class Settings(BaseModel):
     output: str = "./reports"
     cache: str = "./.ccapi-cache"
     environment: str = "local"
-    max_concurrency: int = Field(4, ge=1, le=64)
+    max_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Regions in flight; default 4, or half of ee_max_concurrency with Earth Engine.",
+    )
     region_timeout_s: float = Field(1800.0, gt=0)
     force_refresh: bool = False
     auto_confirm: bool = False
@@ -88,9 +93,14 @@ class Settings(BaseModel):
     detection: DetectionParams = Field(default_factory=DetectionParams)
 
     @property
-    def detection_params(self) -> DetectionParams:
-        """Demo imagery runs at its archive's resolution; everything else as configured."""
-        return self.detection
+    def regions_in_flight(self) -> int:
+        """Earth Engine regions mostly wait on the network (two requests each), so keep enough
+        of them in flight to fill the request limiter; local imagery is bound by the CPUs."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        if self.imagery == "earthengine":
+            return max(4, -(-self.ee_max_concurrency // 2))
+        return 4
 
 
 def parse_execution_input(text: str | None) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from shapely.geometry import box, shape
 
-from ccapi_monitor.errors import AbortedError, ExitCode
+from ccapi_monitor.errors import AbortedError, CredentialsError, ExitCode
 from ccapi_monitor.infrastructure.factory import OffSource
+from ccapi_monitor.models import DetectionResult
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.runner import RunDependencies, Runner, _geodesic_ha, aggregate, exit_code_for
@@ -151,3 +152,28 @@ def test_java_wide_total_counts_overlapping_regions_once(tmp_path: Path) -> None
     overlap = totals["area_ha"]["vegetation_clearing"] - totals["union_area_ha"]["vegetation_clearing"]
     expected = _geodesic_ha(shape(summary.regions[1].polygons[0].geometry))
     assert overlap == pytest.approx(expected, rel=1e-6)
+
+
+class _ExpiringCredentials(CountingBackend):
+    def detect(self, region: Region, run_date: date, cancel: threading.Event | None = None) -> DetectionResult:
+        if region.name == self.expire_at:
+            raise CredentialsError("Earth Engine credentials expired: set GEE_SERVICE_ACCOUNT_KEY")
+        return super().detect(region, run_date, cancel)
+
+    expire_at = ""
+
+
+def test_credentials_failing_mid_run_end_the_run_with_exit_4(tmp_path: Path, java: list[Region]) -> None:
+    backend = _ExpiringCredentials(delay_s=0.05)
+    backend.expire_at = java[2].name
+    with pytest.raises(CredentialsError) as info:
+        _runner(tmp_path, backend, java[:8], max_concurrency=2).run()
+    assert info.value.exit_code == ExitCode.PREFLIGHT_FAILED
+    assert sum(backend.calls.values()) < 8
+
+
+def test_earthengine_keeps_enough_regions_in_flight_to_fill_the_limiter() -> None:
+    assert Settings(imagery="earthengine", ee_max_concurrency=16).regions_in_flight == 8
+    assert Settings(imagery="earthengine", ee_max_concurrency=40).regions_in_flight == 20
+    assert Settings(imagery="demo").regions_in_flight == 4
+    assert Settings(imagery="earthengine", max_concurrency=3).regions_in_flight == 3

@@ -17,7 +17,7 @@ locals {
     var.enable_xray_sidecar ? [{ name = "AWS_XRAY_DAEMON_ADDRESS", value = "127.0.0.1:2000" }] : [],
   )
 
-  worker_container = {
+  worker_base = {
     name                   = var.container_name
     image                  = var.container_image
     essential              = true
@@ -26,7 +26,6 @@ locals {
     environment            = local.worker_environment
     secrets                = [{ name = "GEE_SERVICE_ACCOUNT_KEY", valueFrom = var.gee_secret_arn }]
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    dependsOn              = var.enable_xray_sidecar ? [{ containerName = "xray-daemon", condition = "START" }] : []
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -36,6 +35,11 @@ locals {
       }
     }
   }
+
+  # dependsOn only with the sidecar: an empty list would show up as a diff on every plan.
+  worker_container = merge(local.worker_base, {
+    for k, v in { dependsOn = [{ containerName = "xray-daemon", condition = "START" }] } : k => v if var.enable_xray_sidecar
+  })
 
   xray_container = {
     name                   = "xray-daemon"

@@ -142,6 +142,11 @@ run "definition_renders_and_is_allowed" {
   }
 
   assert {
+    condition     = !can(jsondecode(aws_ecs_task_definition.worker.container_definitions)[0].dependsOn) && length(jsondecode(aws_ecs_task_definition.worker.container_definitions)) == 1
+    error_message = "Without the sidecar the worker runs alone and depends on nothing."
+  }
+
+  assert {
     condition     = aws_cloudwatch_metric_alarm.missing_success.period * aws_cloudwatch_metric_alarm.missing_success.evaluation_periods <= 604800
     error_message = "CloudWatch rejects alarms that look back more than 7 days."
   }
@@ -162,6 +167,11 @@ run "xray_sidecar_is_optional" {
   assert {
     condition     = jsondecode(aws_ecs_task_definition.worker.container_definitions)[0].readonlyRootFilesystem
     error_message = "The worker's root filesystem must be read-only."
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.worker.container_definitions)[0].dependsOn[0].containerName == "xray-daemon"
+    error_message = "The worker starts after the X-Ray daemon."
   }
 }
 
