@@ -43,7 +43,7 @@ def retry_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
 
 def client_config(*, read_timeout: float = 60.0, connect_timeout: float = 10.0) -> Config:
-    """Retries plus bounded timeouts: a hung connection must not outlive ECS's stop timeout."""
+    """Retries plus bounded timeouts, so a hung connection fails the call instead of hanging the run."""
     return Config(
         retries=retry_config(),  # type: ignore[arg-type]
         connect_timeout=connect_timeout,
@@ -52,19 +52,16 @@ def client_config(*, read_timeout: float = 60.0, connect_timeout: float = 10.0) 
     )
 
 
-def region_name() -> str:
-    """The region from the boto3 chain (env, profile), else :data:`DEFAULT_REGION`."""
-    return boto3.session.Session().region_name or DEFAULT_REGION
-
-
-def make_client(service: str, *, region: str | None = None, read_timeout: float = 60.0) -> Any:
+def make_client(
+    service: str, *, region: str | None = None, read_timeout: float = 60.0, connect_timeout: float = 10.0
+) -> Any:
     """A new boto3 client for ``service`` with the project's retry and timeout settings."""
     with _session_lock:
         session = boto3.session.Session()
         return session.client(
             service,  # type: ignore[call-overload]
             region_name=region or session.region_name or DEFAULT_REGION,
-            config=client_config(read_timeout=read_timeout),
+            config=client_config(read_timeout=read_timeout, connect_timeout=connect_timeout),
         )
 
 

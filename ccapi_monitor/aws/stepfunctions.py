@@ -284,7 +284,8 @@ class TaskCallback:
 
     def _sfn(self) -> Any:
         if self._client is None:
-            self._client = make_client("stepfunctions", read_timeout=15.0)
+            # Short timeouts: after SIGTERM the final callback has to fit in ECS's stop timeout.
+            self._client = make_client("stepfunctions", read_timeout=10.0, connect_timeout=5.0)
         return self._client
 
     def _redact(self, exc: BaseException) -> str:

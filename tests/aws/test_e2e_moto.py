@@ -110,11 +110,13 @@ class E2E:
     cwd: Path
     secrets: list[str] = field(default_factory=list)
 
-    def start(self, *extra: str, token: str | None = None, env: dict[str, str] | None = None) -> Worker:
+    def start(
+        self, *extra: str, token: str | None = None, env: dict[str, str] | None = None, command: str = "run"
+    ) -> Worker:
         args = [
-            "run", "--imagery", "demo", "--auto-confirm", "--run-date", RUN_DATE,
+            command, "--imagery", "demo", "--run-date", RUN_DATE,
             "--output", f"s3://{BUCKET}/reports", "--cache", f"s3://{BUCKET}/cache",
-            "--environment", "e2e", *extra,
+            "--environment", "e2e", *(["--auto-confirm"] if command == "run" else []), *extra,
         ]  # fmt: skip
         full_env = {**self.env, **(env or {})}
         if token:
@@ -122,8 +124,10 @@ class E2E:
             self.secrets.append(token)
         return Worker([*self.command, *args], full_env, self.cwd)
 
-    def run(self, *extra: str, token: str | None = None, env: dict[str, str] | None = None) -> Worker:
-        worker = self.start(*extra, token=token, env=env)
+    def run(
+        self, *extra: str, token: str | None = None, env: dict[str, str] | None = None, command: str = "run"
+    ) -> Worker:
+        worker = self.start(*extra, token=token, env=env, command=command)
         worker.finish()
         return worker
 
@@ -227,7 +231,7 @@ def test_s3_slowdown_and_500_on_some_puts_still_publish_a_complete_report(e2e: E
     # (AWS_MAX_ATTEMPTS=4 in the worker).
     e2e.proxy.fail_puts(f"^/{BUCKET}/reports/", 503, 500, 503)
 
-    worker = e2e.run("--regions-count", "2")
+    worker = e2e.run("--regions-count", "1")
 
     assert worker.process.returncode == 0, worker.output[-4000:]
     assert e2e.proxy.injected == 4 * 3
@@ -242,7 +246,7 @@ def test_persistent_s3_errors_never_half_publish_a_week(e2e: E2E) -> None:
     execution = start_waiting_execution(e2e.server)
     e2e.proxy.fail_puts(f"^/{BUCKET}/reports/.*report\\.html", 503, forever=True)
 
-    worker = e2e.run("--regions-count", "2", token=execution.token)
+    worker = e2e.run("--regions-count", "1", token=execution.token)
 
     assert worker.process.returncode == 1, worker.output[-4000:]
     assert "reports/weekly/latest.json" not in e2e.keys("reports/"), (
@@ -302,6 +306,23 @@ def test_execution_stopped_mid_run_makes_the_worker_exit_143_without_publishing(
     status = wait_for_execution(e2e.server, execution.execution_arn)["status"]
     assert status in ("ABORTED", "FAILED")
     e2e.assert_no_secrets(worker)
+
+
+def test_preflight_probes_the_buckets_and_calls_back(e2e: E2E) -> None:
+    execution = start_waiting_execution(e2e.server, name="preflight-ok")
+    ok = e2e.run(token=execution.token, command="preflight")
+    assert ok.process.returncode == 0, ok.output[-4000:]
+    assert wait_for_execution(e2e.server, execution.execution_arn)["status"] == "SUCCEEDED"
+    assert e2e.keys("") == [], "probe objects are deleted again"
+    assert any(p.endswith(".probe") for p in e2e.proxy.successful_puts(f"^/{BUCKET}/reports/"))
+
+    execution = start_waiting_execution(e2e.server, name="preflight-bad")
+    bad = e2e.run("--output", "s3://ccapi-missing-bucket/reports", token=execution.token, command="preflight")
+    assert bad.process.returncode == 4, bad.output[-4000:]
+    assert "s3://ccapi-missing-bucket/reports is not writable" in bad.output
+    assert wait_for_execution(e2e.server, execution.execution_arn)["status"] == "FAILED"
+    assert [f["error"] for f in e2e.proxy.targets("SendTaskFailure")] == ["CCAPI.PreflightFailed"]
+    e2e.assert_no_secrets(bad)
 
 
 @pytest.mark.skipif(not HAS_FAIL_HOOK, reason="demo backend has no CCAPI_TEST_FAIL_REGIONS hook yet")
