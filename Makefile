@@ -59,7 +59,7 @@ test: venv tools browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.run_all
 
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv

@@ -25,6 +25,7 @@ from ccapi_monitor.aws.tracing import Tracer, set_tracer
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
 from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
 from ccapi_monitor.models import RunSummary
@@ -128,6 +129,16 @@ def _stores(settings: Settings) -> tuple[Store, Store]:
     )
 
 
+def _infrastructure(settings: Settings, cache: Store) -> InfrastructureSource:
+    return create_infrastructure_source(
+        settings.infrastructure,
+        cache=cache,
+        endpoints=settings.overpass_endpoints,
+        osm_pbf=settings.osm_pbf,
+        buffer_km=settings.infrastructure_buffer_km,
+    )
+
+
 def _select(settings: Settings) -> list[Region]:
     return select_regions(load_regions(settings.regions_file), settings.regions, settings.regions_count)
 
@@ -160,13 +171,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         click.echo("nothing run: the plan was not confirmed", err=True)
         return None
     reports, cache = _stores(settings)
-    infrastructure = create_infrastructure_source(
-        settings.infrastructure,
-        cache=cache,
-        endpoints=settings.overpass_endpoints,
-        osm_pbf=settings.osm_pbf,
-        buffer_km=settings.infrastructure_buffer_km,
-    )
+    infrastructure = _infrastructure(settings, cache)
     prices = load_land_prices(settings.land_prices_file)
     require_tiers({r.tier for r in regions}, prices)
     deps = RunDependencies(
@@ -251,13 +256,7 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
         _select(settings)
         _, cache = _stores(settings)
         backend = create_backend(settings)
-        infrastructure = create_infrastructure_source(
-            settings.infrastructure,
-            cache=cache,
-            endpoints=settings.overpass_endpoints,
-            osm_pbf=settings.osm_pbf,
-            buffer_km=settings.infrastructure_buffer_km,
-        )
+        infrastructure = _infrastructure(settings, cache)
         problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
     except CCAPIError as exc:
         _report_error(exc.exit_code, str(exc))

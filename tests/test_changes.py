@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from ccapi_monitor.models import ChangePolygon
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
 from ccapi_monitor.storage import LocalStore, Store
+from tests.worker import demo_args, run_worker
 
 WEEK1 = date(2026, 11, 16)
 WEEK2 = date(2026, 11, 23)
@@ -297,30 +296,7 @@ def test_two_consecutive_demo_runs(tmp_path: Path, worker_env: dict[str, str]):
     region = "semarang_port_expansion"  # overlaps no other region
 
     def run(run_date: date) -> dict[str, Any]:
-        args = [
-            "--imagery",
-            "demo",
-            "--auto-confirm",
-            "--run-date",
-            run_date.isoformat(),
-            "--regions",
-            region,
-            "--output",
-            str(out),
-            "--cache",
-            str(cache),
-            "--metrics",
-            "log",
-        ]
-        proc = subprocess.run(
-            [sys.executable, "-m", "ccapi_monitor", "run", *args],
-            capture_output=True,
-            text=True,
-            env=worker_env,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        proc = run_worker(demo_args(out, cache, run_date.isoformat(), [region]), worker_env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         latest = json.loads((out / LATEST_KEY).read_text())
         assert latest["run_date"] == run_date.isoformat()

@@ -16,6 +16,8 @@ import jsonschema
 import pytest
 from shapely.geometry import box, shape
 
+from tests.worker import demo_args, run_worker
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 RUN_DATE = "2026-11-23"
@@ -25,16 +27,7 @@ ISOLATED = ("banyuwangi_ferry_corridor", "jember_southern_coast", "semarang_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _run(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "run_weekly_java_monitor.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+_run = run_worker
 
 
 def _events(stderr: str) -> list[dict[str, Any]]:
@@ -46,7 +39,8 @@ def _events(stderr: str) -> list[dict[str, Any]]:
 
 
 def _latest(out: Path) -> dict[str, Any]:
-    return json.loads((out / "weekly" / "latest.json").read_text())
+    pointer: dict[str, Any] = json.loads((out / "weekly" / "latest.json").read_text())
+    return pointer
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +58,7 @@ def _cache_with_archive(archive: Path, tmp_path: Path) -> Path:
 
 
 def _demo_args(out: Path, cache: Path, regions: tuple[str, ...]) -> list[str]:
-    return [
-        "--imagery",
-        "demo",
-        "--auto-confirm",
-        "--run-date",
-        RUN_DATE,
-        "--regions",
-        ",".join(regions),
-        "--output",
-        str(out),
-        "--cache",
-        str(cache),
-        "--metrics",
-        "log",
-    ]
+    return demo_args(out, cache, RUN_DATE, regions)
 
 
 def _items_file(cache: Path) -> Path:
