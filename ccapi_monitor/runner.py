@@ -25,6 +25,7 @@ import structlog
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
+from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.changes import PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.errors import (
@@ -224,8 +225,20 @@ class Runner:
         )
 
     def process_region(self, region: Region, cancel: threading.Event) -> RegionResult:
-        """Detect, label week over week, enrich, score and checkpoint one region."""
+        """One region in its own trace subsegment, annotated with the region's outcome."""
         structlog.contextvars.bind_contextvars(region=region.name)
+        with get_tracer().region(region.name) as span:
+            try:
+                result = self._compute_region(region, cancel)
+            except Exception:
+                span.annotate("status", "failed")
+                raise
+            span.annotate("status", result.status)
+            span.annotate("from_checkpoint", result.from_checkpoint)
+            return result
+
+    def _compute_region(self, region: Region, cancel: threading.Event) -> RegionResult:
+        """Detect, label week over week, enrich, score and checkpoint one region."""
         started = time.monotonic()
         cached = self._load_checkpoint(region)
         if cached is not None:

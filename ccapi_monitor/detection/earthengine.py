@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final
 import structlog
 from shapely.geometry import mapping
 
+from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.detection.ee_auth import HIGH_VOLUME_URL, initialize_client, load_credentials
 from ccapi_monitor.detection.ee_quota import (
@@ -301,7 +302,8 @@ def compute_encoded(expression: dict[str, Any]) -> Any:
         .value()
         .compute(body={"expression": expression}, project=ee.data._get_projects_path(), prettyPrint=False)
     )
-    return ee.data._execute_cloud_call(call)["result"]
+    with get_tracer().call("EarthEngine", operation="computeValue"):
+        return ee.data._execute_cloud_call(call)["result"]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import requests
 import structlog
 
+from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.errors import InfrastructureError, InvalidInputError, StoreError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.features import (
@@ -326,12 +327,13 @@ class OverpassSource(InfrastructureSource):
 
     def _attempt(self, url: str, query: str) -> tuple[dict[str, Any], list[OsmFeature]]:
         try:
-            response = self._session.post(
-                url,
-                data={"data": query},
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout=(10.0, self.timeout_s + 30.0),
-            )
+            with get_tracer().call("Overpass", endpoint=url):
+                response = self._session.post(
+                    url,
+                    data={"data": query},
+                    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                    timeout=(10.0, self.timeout_s + 30.0),
+                )
         except requests.RequestException as exc:
             raise _RetryableError(f"{type(exc).__name__}: {exc}") from None
         if response.status_code in RETRY_STATUSES:
