@@ -10,6 +10,7 @@ runs the minimum mapping unit and polygonization on the small uint8 class raster
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,38 +38,61 @@ _EIGHT_CONNECTED: Final = np.ones((3, 3), dtype=bool)
 
 @dataclass
 class Observation:
-    """One scene on one tile after masking (step 2) and indices (step 3); NaN where not clear."""
+    """One scene on one tile after masking (step 2) and indices (step 3); NaN where not clear.
+
+    NDWI is only computed for persistence-window scenes and NDBI only for current-window
+    scenes (``None`` elsewhere): nothing else reads them, and the baseline is most scenes.
+    """
 
     day: date
     clear: BoolArray
     ndvi: FloatArray
-    ndwi: FloatArray
-    ndbi: FloatArray
+    ndwi: FloatArray | None = None
+    ndbi: FloatArray | None = None
 
 
-def _ratio(a: FloatArray, b: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return cast(FloatArray, (a - b) / (a + b))
+@functools.cache
+def _clear_lookup(scl_clear: tuple[int, ...]) -> BoolArray:
+    table = np.zeros(256, dtype=bool)
+    table[list(scl_clear)] = True
+    return table
+
+
+def _index(a: FloatArray, b: FloatArray, total: FloatArray, where: BoolArray) -> FloatArray:
+    """(a - b) / total where ``where``, NaN elsewhere (two passes, no masked writes)."""
+    out = a - b
+    np.divide(out, total, out=out)
+    return np.where(where, out, np.float32(np.nan))
 
 
 def observe(
-    day: date, bands: Mapping[str, FloatArray], scl: NDArray[Any], params: DetectionParams
+    day: date,
+    bands: Mapping[str, FloatArray],
+    scl: NDArray[Any],
+    params: DetectionParams,
+    windows: Windows | None = None,
 ) -> Observation:
     """Mask one scene and compute its indices.
 
     ``bands`` are surface reflectances (NaN for nodata). A pixel is clear when its SCL
-    class is kept and every index is defined: with the -0.1 offset of baseline 04.00,
-    very dark water can have ``nir + red <= 0``, where NDVI means nothing.
+    class is kept and NDVI and NDWI are defined: with the -0.1 offset of baseline 04.00,
+    very dark water can have ``nir + red <= 0``, where NDVI means nothing. With
+    ``windows``, indices a scene's windows do not use are skipped.
     """
-    green, red, nir, swir = (bands[k] for k in REFLECTANCE_BANDS)
-    ndvi = _ratio(nir, red)
-    ndwi = _ratio(green, nir)
-    ndbi = _ratio(swir, nir)
-    clear = np.isin(scl, params.scl_clear)
-    clear &= (nir + red > 0) & (green + nir > 0) & np.isfinite(ndvi) & np.isfinite(ndwi)
-    for index in (ndvi, ndwi, ndbi):
-        index[~clear] = np.nan
-    return Observation(day=day, clear=clear, ndvi=ndvi, ndwi=ndwi, ndbi=ndbi)
+    green, red, nir = bands["green"], bands["red"], bands["nir"]
+    veg_sum = nir + red
+    water_sum = green + nir
+    clear = _clear_lookup(tuple(params.scl_clear))[scl.astype(np.uint8, copy=False)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clear &= (veg_sum > 0) & (water_sum > 0)  # False for NaN (nodata)
+        obs = Observation(day=day, clear=clear, ndvi=_index(nir, red, veg_sum, clear))
+        if windows is None or windows.persistence.contains(day):
+            obs.ndwi = _index(green, nir, water_sum, clear)
+        if windows is None or windows.current.contains(day):
+            swir = bands["swir16"]
+            swir_sum = swir + nir
+            obs.ndbi = _index(swir, nir, swir_sum, clear & (swir_sum > 0))
+    return obs
 
 
 @dataclass
@@ -144,10 +168,14 @@ class TileAccumulator:
             self._baseline[self._n_baseline] = obs.ndvi
             self._n_baseline += 1
         if self.windows.persistence.contains(obs.day):
+            if obs.ndwi is None:
+                raise ValueError(f"scene {obs.day} in the persistence window lacks NDWI")
             np.fmax(self._persist_max_ndvi, obs.ndvi, out=self._persist_max_ndvi)
             np.fmax(self._persist_max_ndwi, obs.ndwi, out=self._persist_max_ndwi)
             self._persist_count += obs.clear
         if self.windows.current.contains(obs.day):
+            if obs.ndbi is None:
+                raise ValueError(f"scene {obs.day} in the current window lacks NDBI")
             self._current.append(obs)
 
     def finish(self) -> TileStats:
@@ -162,7 +190,7 @@ class TileAccumulator:
         for obs in reversed(self._current):
             take = obs.clear & (taken < self.params.recent_obs)
             total[take] += obs.ndvi[take]
-            ndbi_total[take] += np.nan_to_num(obs.ndbi[take])
+            ndbi_total[take] += np.nan_to_num(cast(FloatArray, obs.ndbi)[take])
             taken += take
             current_count += obs.clear
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -231,7 +259,7 @@ def classify_stack(
     acc = TileAccumulator(params, windows, shape, sum(windows.baseline.contains(d) for d in days))
     clear_days: set[date] = set()
     for i in order:
-        obs = observe(days[i], {k: bands[k][i] for k in REFLECTANCE_BANDS}, scl[i], params)
+        obs = observe(days[i], {k: bands[k][i] for k in REFLECTANCE_BANDS}, scl[i], params, windows)
         if obs.clear.any():
             clear_days.add(days[i])
         acc.add(obs)
@@ -287,6 +315,12 @@ def remove_small_components(
     return labels, components
 
 
+def _valid(geometry: Any) -> Any:
+    """8-connected pixels touch at corners, which GeoJSON consumers reject as self-touching
+    rings; ``make_valid`` splits them into a valid (Multi)Polygon with the same area."""
+    return geometry if geometry.is_valid else shapely.make_valid(geometry, method="structure")
+
+
 def polygonize(
     labels: NDArray[np.int32],
     components: Sequence[tuple[int, str, int]],
@@ -305,8 +339,8 @@ def polygonize(
         parts.setdefault(int(value), []).append(shape(geom))
     polygons = []
     for label, name, pixels in components:
-        utm = shapely.union_all(parts[label]) if len(parts[label]) > 1 else parts[label][0]
-        lonlat = grid.unproject(utm)
+        utm = _valid(shapely.union_all(parts[label]) if len(parts[label]) > 1 else parts[label][0])
+        lonlat = _valid(grid.unproject(utm))
         centroid = grid.unproject(utm.centroid)
         polygons.append(
             ChangePolygon(

@@ -63,6 +63,9 @@ DEFAULT_NODATA: Final = 0
 #: Rows per spatial tile at 10 m: 512 rows x 2200 columns x a year of baseline scenes
 #: is about 330 MB of float32 NDVI, the largest array a region holds.
 DEFAULT_STRIP_ROWS: Final = 512
+#: Scenes in flight per reader thread: enough that readers keep going while the
+#: percentiles of a finished strip are computed (about 5 MB each at 512 x 2200).
+READ_AHEAD: Final = 4
 #: Opening a COG must not list its folder (thousands of files locally, a request remotely).
 GDAL_OPTIONS: Final = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
 
@@ -87,21 +90,25 @@ class BandScaling:
             nodata=band.get("nodata", DEFAULT_NODATA),
         )
 
-    def reflectance(self, dn: NDArray[Any]) -> NDArray[np.float32]:
-        """Reflectance, NaN at nodata.
+    def reflectance(self, dn: NDArray[Any], *, scaled: bool = True) -> NDArray[np.float32]:
+        """``DN * scale + offset`` as ``(DN + offset / scale) * scale`` (nodata not masked: see :meth:`valid`).
 
-        When the offset is a whole number of DN (-0.1 / 0.0001 = -1000) it is applied in
-        integers first, so a scene with and without offset metadata gives bit-identical
-        reflectance and therefore identical classes.
+        The offset is added in DN units first; -0.1 / 0.0001 = -1000 is exact in float32,
+        so a scene with and without offset metadata gives bit-identical values and
+        identical classes. ``scaled=False`` skips the final multiply: every index is a
+        ratio of bands, so a factor common to the bands of an item cancels.
         """
+        values = dn.astype(np.float32)
         shift = self.offset / self.scale if self.scale else 0.0
-        if abs(shift - round(shift)) < 1e-6:
-            values = (dn.astype(np.int32) + round(shift)).astype(np.float32) * np.float32(self.scale)
-        else:
-            values = dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
-        if self.nodata is not None:
-            values[dn == self.nodata] = np.nan
+        if shift:
+            values += np.float32(round(shift) if abs(shift - round(shift)) < 1e-6 else shift)
+        if scaled:
+            values *= np.float32(self.scale)
         return values
+
+    def valid(self, dn: NDArray[Any]) -> NDArray[np.bool_] | None:
+        """Pixels holding data, or ``None`` when the asset declares no nodata value."""
+        return None if self.nodata is None else np.asarray(dn != self.nodata)
 
 
 @dataclass(frozen=True)
@@ -174,10 +181,13 @@ def read_on_grid(href: str, grid: RegionGrid, rows: tuple[int, int], fill: float
 class SceneReader:
     """Reads and mosaics the scenes of one region onto its grid, one strip at a time."""
 
-    def __init__(self, grid: RegionGrid, params: DetectionParams, base: Path | None) -> None:
+    def __init__(
+        self, grid: RegionGrid, params: DetectionParams, base: Path | None, windows: Windows | None = None
+    ) -> None:
         self.grid = grid
         self.params = params
         self.base = base
+        self.windows = windows
         self._rows: dict[str, tuple[int, int]] = {}
 
     def _item_rows(self, item: pystac.Item) -> tuple[int, int]:
@@ -193,44 +203,69 @@ class SceneReader:
         return self._rows[item.id]
 
     def read_asset(self, item: pystac.Item, key: str, rows: tuple[int, int]) -> NDArray[Any]:
+        """Raw DN of one asset on ``rows`` of the grid (nodata outside the asset)."""
         asset = item.assets.get(key)
         if asset is None:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is missing")
-        scaling = BandScaling.of(asset)
-        fill = scaling.nodata if scaling.nodata is not None else DEFAULT_NODATA
+        nodata = BandScaling.of(asset).nodata
         try:
-            dn = read_on_grid(_href(asset, self.base), self.grid, rows, fill)
+            return read_on_grid(_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0)
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is unreadable: {exc}") from None
-        return dn if key == SCL_ASSET else scaling.reflectance(dn)
+
+    def read_item(
+        self, item: pystac.Item, rows: tuple[int, int]
+    ) -> tuple[NDArray[np.uint8], dict[str, NDArray[np.float32]]]:
+        """SCL (0 wherever a reflectance band has no data) and the bands, harmonized.
+
+        Bands are reflectance up to a factor common to the item's bands when they
+        share one ``scale`` (always, for Sentinel-2): indices are ratios.
+        """
+        scl = np.array(self.read_asset(item, SCL_ASSET, rows), dtype=np.uint8)
+        scalings = {key: BandScaling.of(item.assets[key]) for key in REFLECTANCE_BANDS}
+        scaled = len({s.scale for s in scalings.values()}) > 1
+        bands = {}
+        for key, scaling in scalings.items():
+            dn = self.read_asset(item, key, rows)
+            valid = scaling.valid(dn)
+            if valid is not None and not valid.all():
+                scl[~valid] = 0
+            bands[key] = scaling.reflectance(dn, scaled=scaled)
+        return scl, bands
 
     def observe(self, scene: Scene, rows: tuple[int, int]) -> Observation:
-        """Mosaic the scene's items (first item with data wins per pixel) and mask it."""
-        shape = (rows[1] - rows[0], self.grid.width)
-        scl = np.zeros(shape, dtype=np.uint8)
-        bands = {k: np.full(shape, np.nan, dtype=np.float32) for k in REFLECTANCE_BANDS}
+        """Mosaic the scene's items and mask it."""
         with rasterio.Env(**GDAL_OPTIONS):
-            self._mosaic(scene, rows, scl, bands)
-        return observe(scene.day, bands, scl, self.params)
+            scl, bands = self.mosaic(scene, rows)
+        return observe(scene.day, bands, scl, self.params, self.windows)
 
-    def _mosaic(
-        self,
-        scene: Scene,
-        rows: tuple[int, int],
-        scl: NDArray[np.uint8],
-        bands: dict[str, NDArray[np.float32]],
-    ) -> None:
+    def mosaic(
+        self, scene: Scene, rows: tuple[int, int]
+    ) -> tuple[NDArray[np.uint8], dict[str, NDArray[np.float32]]]:
+        """SCL and reflectances of a scene on ``rows``: first item (by id) with data wins per pixel.
+
+        The usual case, one item covering the strip, costs no copy at all.
+        """
+        scl: NDArray[np.uint8] | None = None
+        bands: dict[str, NDArray[np.float32]] = {}
         for item in scene.items:
             top, bottom = self._item_rows(item)
             if bottom <= rows[0] or top >= rows[1]:
                 continue
-            item_scl = self.read_asset(item, SCL_ASSET, rows)
-            take = (scl == 0) & (item_scl != 0)
-            if not take.any():
+            item_scl, item_bands = self.read_item(item, rows)
+            if scl is None:
+                scl, bands = item_scl, item_bands
                 continue
-            scl[take] = item_scl[take]
-            for key in REFLECTANCE_BANDS:
-                bands[key][take] = self.read_asset(item, key, rows)[take]
+            take = (scl == 0) & (item_scl != 0)
+            if take.any():
+                scl = np.where(take, item_scl, scl)
+                bands = {key: np.where(take, item_bands[key], bands[key]) for key in REFLECTANCE_BANDS}
+        if scl is None:  # no item reaches these rows
+            shape = (rows[1] - rows[0], self.grid.width)
+            return np.zeros(shape, np.uint8), {
+                k: np.full(shape, np.nan, np.float32) for k in REFLECTANCE_BANDS
+            }
+        return scl, bands
 
 
 class StacBackend(ImageryBackend):
@@ -279,7 +314,7 @@ class StacBackend(ImageryBackend):
             search = client.search(
                 collections=[COLLECTION],
                 intersects=mapping(region.geometry),
-                datetime=f"{span.start.isoformat()}/{date.fromordinal(end).isoformat()}T23:59:59Z",
+                datetime=f"{span.start.isoformat()}T00:00:00Z/{date.fromordinal(end).isoformat()}T23:59:59Z",
             )
             return list(search.items())
         except Exception as exc:  # pystac-client wraps HTTP and JSON errors in several types
@@ -357,21 +392,27 @@ class StacBackend(ImageryBackend):
         observed = np.zeros(grid.shape, dtype=bool)
         ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
         clear_days: set[date] = set()
-        reader = SceneReader(grid, params, self._base)
+        reader = SceneReader(grid, params, self._base, windows)
         n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
+        strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
+        # One stream over (strip, scene): readers start on the next strip while this
+        # thread computes the percentiles of the last one.
+        tasks = [(rows, scene) for rows in strips for scene in scenes]
+        acc: TileAccumulator | None = None
         with ThreadPoolExecutor(self.io_threads, thread_name_prefix=f"read-{region.name}") as pool:
-            for rows in grid.strips(self.strip_rows):
-                if cancel is not None and cancel.is_set():
-                    raise AbortedError(f"detection of {region.name} cancelled")
+            for (rows, scene), obs in zip(
+                tasks, self._stream(pool, reader, tasks, cancel, region.name), strict=True
+            ):
                 strip_inside = inside[rows[0] : rows[1]]
-                if not strip_inside.any():
+                if acc is None:
+                    acc = TileAccumulator(params, windows, strip_inside.shape, n_baseline)
+                if (obs.clear & strip_inside).any():
+                    clear_days.add(obs.day)
+                acc.add(obs)
+                if scene is not scenes[-1]:
                     continue
-                acc = TileAccumulator(params, windows, strip_inside.shape, n_baseline)
-                for obs in self._stream(pool, reader, scenes, rows, cancel, region.name):
-                    if (obs.clear & strip_inside).any():
-                        clear_days.add(obs.day)
-                    acc.add(obs)
                 stats = acc.finish()
+                acc = None
                 strip_classes, strip_observed = classify(stats, params)
                 classes[rows[0] : rows[1]] = strip_classes
                 observed[rows[0] : rows[1]] = strip_observed
@@ -407,28 +448,25 @@ class StacBackend(ImageryBackend):
         self,
         pool: ThreadPoolExecutor,
         reader: SceneReader,
-        scenes: Sequence[Scene],
-        rows: tuple[int, int],
+        tasks: Sequence[tuple[tuple[int, int], Scene]],
         cancel: threading.Event | None,
         region_name: str,
     ) -> Iterator[Observation]:
-        """Observations in date order, read ahead by a bounded number of threads."""
+        """Observations of ``(rows, scene)`` tasks in order, read ahead by a bounded number of threads."""
         pending: deque[Future[Observation]] = deque()
-        queue = iter(scenes)
-        ahead = 2 * self.io_threads
+        queue = iter(tasks)
         try:
-            for scene in queue:
-                pending.append(pool.submit(reader.observe, scene, rows))
-                if len(pending) >= ahead:
-                    break
-            while pending:
+            while True:
+                while len(pending) < READ_AHEAD * self.io_threads:
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    pending.append(pool.submit(reader.observe, task[1], task[0]))
+                if not pending:
+                    return
                 if cancel is not None and cancel.is_set():
                     raise AbortedError(f"detection of {region_name} cancelled")
-                obs = pending.popleft().result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(pool.submit(reader.observe, nxt, rows))
-                yield obs
+                yield pending.popleft().result()
         finally:
             for future in pending:
                 future.cancel()

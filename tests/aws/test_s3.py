@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from ccapi_monitor.aws.clients import make_client
@@ -147,3 +149,14 @@ def test_retry_mode_and_attempts_follow_the_environment(monkeypatch: pytest.Monk
     monkeypatch.delenv("AWS_MAX_ATTEMPTS")
     retries = make_client("s3").meta.config.retries
     assert (retries["mode"], retries["total_max_attempts"]) == ("standard", 5)
+
+
+def test_one_store_is_safe_to_share_between_region_threads(bucket: str) -> None:
+    """The runner checkpoints regions from a thread pool through one store (one boto3 client)."""
+    store = S3Store.from_uri(f"s3://{bucket}/cache")
+    keys = [f"checkpoints/2026-11-23/region_{i:02d}.json" for i in range(24)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda key: store.write_bytes(key, key.encode(), "application/json"), keys))
+        bodies = list(pool.map(store.read_bytes, keys))
+    assert bodies == [key.encode() for key in keys]
+    assert store.list_keys("checkpoints/") == sorted(keys)

@@ -16,6 +16,7 @@ from ccapi_monitor.detection.arrays import (
     TileAccumulator,
     classify_stack,
     measure_region,
+    polygonize,
     remove_small_components,
     sorted_percentiles,
 )
@@ -284,3 +285,15 @@ def test_region_mask_of_a_non_rectangular_polygon() -> None:
     assert not mask[0, 0]
     assert not mask[0, -1]
     assert mask[grid.height // 2, grid.width // 2]
+
+
+def test_polygons_of_diagonally_touching_pixels_are_valid_geojson() -> None:
+    """8-connectivity joins pixels at corners; the published geometry must still be valid."""
+    grid = RegionGrid.for_geometry(box(110.0, -7.0, 110.01, -6.99), 32749, 10.0)
+    labels = np.zeros((6, 6), dtype=np.int32)
+    labels[1, 1] = labels[2, 2] = labels[3, 3] = labels[3, 1] = labels[1, 3] = 1  # an X of pixels
+    (polygon,) = polygonize(labels, [(1, "built_up", 5)], grid, "r")
+    geometry = shape(polygon.geometry)
+    assert geometry.is_valid
+    assert geometry.area > 0
+    assert polygon.area_ha == pytest.approx(5 * grid.pixel_area_ha)

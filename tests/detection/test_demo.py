@@ -116,6 +116,15 @@ def test_prepare_reuses_the_archive(demo_archive: DemoArchiveFixture) -> None:
     assert {f["properties"]["class"] for f in truth["features"]} >= {*CLASSES, "transition"}
 
 
+def test_preflight_needs_a_writable_archive_folder(tmp_path: Path) -> None:
+    assert DemoBackend(DetectionParams(), tmp_path / "archive").preflight() == []
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    problems = DemoBackend(DetectionParams(), blocker).preflight()
+    assert len(problems) == 1
+    assert "not writable" in problems[0]
+
+
 def test_detect_before_prepare_fails(tmp_path: Path) -> None:
     with pytest.raises(DetectionError, match="prepare"):
         DemoBackend(DetectionParams(), tmp_path).detect(REGION_A, date(2025, 8, 13))
