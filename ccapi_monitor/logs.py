@@ -101,3 +101,6 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("ccapi_monitor").setLevel(level)
+    # At DEBUG these log request bodies, and a Step Functions request body carries the task token.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "googleapiclient", "google.auth"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -36,10 +36,6 @@ GEE_KEY = json.dumps(
         "private_key": f"-----BEGIN PRIVATE KEY-----\n{GEE_KEY_MATERIAL}\n-----END PRIVATE KEY-----\n",
     }
 )
-_PACKAGE = Path(__file__).resolve().parents[2] / "ccapi_monitor"
-_SOURCES = [p.read_text() for p in _PACKAGE.rglob("*.py")]
-#: The demo backend's fault hook (lead-owned); the partial-run test waits for it to exist.
-HAS_FAIL_HOOK = any("CCAPI_TEST_FAIL_REGIONS" in text for text in _SOURCES)
 
 
 class Worker:
@@ -329,20 +325,27 @@ def test_preflight_probes_the_buckets_and_calls_back(e2e: E2E) -> None:
     e2e.assert_no_secrets(bad)
 
 
-@pytest.mark.skipif(not HAS_FAIL_HOOK, reason="demo backend has no CCAPI_TEST_FAIL_REGIONS hook yet")
 def test_partial_run_succeeds_the_execution_with_status_partial(e2e: E2E) -> None:
+    """One region's checkpoint PUT keeps failing (503 SlowDown): that region fails, the rest publish."""
     execution = start_waiting_execution(e2e.server)
     failing = _first_region_names(3)[1]
+    e2e.proxy.fail_puts(f"^/{BUCKET}/cache/checkpoints/{RUN_DATE}/{failing}-", 503, forever=True)
 
-    worker = e2e.run("--regions-count", "3", token=execution.token, env={"CCAPI_TEST_FAIL_REGIONS": failing})
+    worker = e2e.run("--regions-count", "3", token=execution.token)
 
     assert worker.process.returncode == 2, worker.output[-4000:]
     output = json.loads(wait_for_execution(e2e.server, execution.execution_arn)["output"])
     assert output["status"] == "partial"
     assert output["exit_code"] == 2
     assert output["failed_regions"] == [failing]
-    assert output["regions"]["failed"] == 1
-    assert json.loads(e2e.read("reports/weekly/latest.json"))["status"] == "partial"
+    assert output["regions"] == {"total": 3, "succeeded": 2, "failed": 1, "insufficient": 0}
+    latest = json.loads(e2e.read("reports/weekly/latest.json"))
+    assert latest["status"] == "partial"
+    report = json.loads(e2e.read(f"reports/{latest['report']}"))
+    failed = next(r for r in report["regions"] if r["name"] == failing)
+    assert failed["status"] == "failed"
+    assert "SlowDown" in failed["error"]
+    e2e.assert_no_secrets(worker)
 
 
 def _first_region_names(count: int) -> list[str]:
