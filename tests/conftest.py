@@ -15,9 +15,7 @@ _CLEARED_PREFIXES = ("AWS_", "CCAPI_", "GEE_", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Strip cloud credentials and project variables; boto3 finds no credentials quickly."""
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES):

@@ -155,7 +155,9 @@ def test_java_wide_total_counts_overlapping_regions_once(tmp_path: Path) -> None
 
 
 class _ExpiringCredentials(CountingBackend):
-    def detect(self, region: Region, run_date: date, cancel: threading.Event | None = None) -> DetectionResult:
+    def detect(
+        self, region: Region, run_date: date, cancel: threading.Event | None = None
+    ) -> DetectionResult:
         if region.name == self.expire_at:
             raise CredentialsError("Earth Engine credentials expired: set GEE_SERVICE_ACCOUNT_KEY")
         return super().detect(region, run_date, cancel)
