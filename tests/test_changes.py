@@ -21,8 +21,8 @@ from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
 from ccapi_monitor.storage import LocalStore, Store
 from tests.worker import demo_args, run_worker
 
-WEEK1 = date(2026, 11, 16)
-WEEK2 = date(2026, 11, 23)
+WEEK1 = date(2025, 8, 6)  # dry season: a new site is seen clear the week it appears
+WEEK2 = date(2025, 8, 13)
 
 
 def poly(
