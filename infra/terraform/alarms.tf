@@ -1,24 +1,25 @@
-resource "aws_cloudwatch_metric_alarm" "executions_failed" {
-  alarm_name          = "${local.name}-executions-failed"
-  alarm_description   = "A ccapi-monitor execution failed (including partial failures). See the failure topic message and the execution history."
-  namespace           = "AWS/States"
-  metric_name         = "ExecutionsFailed"
-  dimensions          = { StateMachineArn = aws_sfn_state_machine.weekly.arn }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.failure.arn]
-  tags                = local.tags
+locals {
+  # Step Functions' own metrics that mean an execution went wrong, by alarm key.
+  execution_alarms = {
+    executions_failed = {
+      metric      = "ExecutionsFailed"
+      suffix      = "executions-failed"
+      description = "A ccapi-monitor execution failed (including partial failures). See the failure topic message and the execution history."
+    }
+    executions_timed_out = {
+      metric      = "ExecutionsTimedOut"
+      suffix      = "executions-timed-out"
+      description = "A ccapi-monitor execution hit its execution timeout: no notification state ran."
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "executions_timed_out" {
-  alarm_name          = "${local.name}-executions-timed-out"
-  alarm_description   = "A ccapi-monitor execution hit its execution timeout: no notification state ran."
+resource "aws_cloudwatch_metric_alarm" "execution" {
+  for_each            = local.execution_alarms
+  alarm_name          = "${local.name}-${each.value.suffix}"
+  alarm_description   = each.value.description
   namespace           = "AWS/States"
-  metric_name         = "ExecutionsTimedOut"
+  metric_name         = each.value.metric
   dimensions          = { StateMachineArn = aws_sfn_state_machine.weekly.arn }
   statistic           = "Sum"
   period              = 300

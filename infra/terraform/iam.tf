@@ -2,7 +2,19 @@
 # permissions for an action, the statement says so and narrows it with a condition where one exists.
 
 locals {
-  same_account         = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+  same_account = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+  # One trust policy per AWS service that assumes a role here, each limited to this account.
+  trust_policy = {
+    for service in ["states", "ecs-tasks", "scheduler"] : service => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Principal = { Service = "${service}.amazonaws.com" }
+        Action    = ["sts:AssumeRole"]
+        Condition = local.same_account
+      }]
+    })
+  }
   ecs_task_arn_pattern = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task/${element(split("/", var.ecs_cluster_arn), 1)}/*"
 
   xray_statement = {
@@ -23,17 +35,9 @@ locals {
 # --- Step Functions -----------------------------------------------------------------------
 
 resource "aws_iam_role" "state_machine" {
-  name = "${local.name}-sfn"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "states.amazonaws.com" }
-      Action    = ["sts:AssumeRole"]
-      Condition = local.same_account
-    }]
-  })
-  tags = local.tags
+  name               = "${local.name}-sfn"
+  assume_role_policy = local.trust_policy["states"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "state_machine" {
@@ -104,17 +108,9 @@ resource "aws_iam_role_policy" "state_machine" {
 # --- ECS task execution role (the agent: pull image, write logs, read the secret) -----------
 
 resource "aws_iam_role" "task_execution" {
-  name = "${local.name}-task-execution"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = ["sts:AssumeRole"]
-      Condition = local.same_account
-    }]
-  })
-  tags = local.tags
+  name               = "${local.name}-task-execution"
+  assume_role_policy = local.trust_policy["ecs-tasks"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "task_execution" {
@@ -167,17 +163,9 @@ resource "aws_iam_role_policy" "task_execution" {
 # --- ECS task role (the worker itself) ------------------------------------------------------
 
 resource "aws_iam_role" "task" {
-  name = "${local.name}-task"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = ["sts:AssumeRole"]
-      Condition = local.same_account
-    }]
-  })
-  tags = local.tags
+  name               = "${local.name}-task"
+  assume_role_policy = local.trust_policy["ecs-tasks"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "task" {
@@ -225,17 +213,9 @@ resource "aws_iam_role_policy" "task" {
 # --- EventBridge Scheduler --------------------------------------------------------------------
 
 resource "aws_iam_role" "scheduler" {
-  name = "${local.name}-scheduler"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "scheduler.amazonaws.com" }
-      Action    = ["sts:AssumeRole"]
-      Condition = local.same_account
-    }]
-  })
-  tags = local.tags
+  name               = "${local.name}-scheduler"
+  assume_role_policy = local.trust_policy["scheduler"]
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "scheduler" {
