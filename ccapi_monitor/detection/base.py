@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from datetime import date
 from typing import Any, ClassVar
 
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import ChangePolygon, DetectionResult
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region
 
@@ -42,3 +42,37 @@ class ImageryBackend(ABC):
         self, region: Region, run_date: date, cancel: threading.Event | None = None
     ) -> DetectionResult:
         """Change detection for one region; checks ``cancel`` between units of work."""
+
+
+def region_result(
+    params: DetectionParams,
+    *,
+    source: str,
+    observed_fraction: float,
+    area_ha: dict[str, float],
+    polygons: list[ChangePolygon],
+    polygon_count: int,
+    scenes: dict[str, int],
+    details: dict[str, Any],
+) -> DetectionResult:
+    """The one rule every backend applies: below ``min_observed_fraction`` a region is
+    ``insufficient_observations`` with no hectares and no polygons, never "0 ha"."""
+    if observed_fraction < params.min_observed_fraction:
+        return DetectionResult(
+            status="insufficient_observations",
+            observed_fraction=observed_fraction,
+            area_ha=None,
+            scenes=scenes,
+            source=source,
+            details=details,
+        )
+    return DetectionResult(
+        status="ok",
+        observed_fraction=observed_fraction,
+        area_ha=area_ha,
+        polygons=polygons[: params.max_polygons],
+        polygon_count=polygon_count,
+        scenes=scenes,
+        source=source,
+        details=details,
+    )

@@ -24,7 +24,7 @@ import structlog
 from shapely.geometry import mapping
 
 from ccapi_monitor.aws.tracing import get_tracer
-from ccapi_monitor.detection.base import ImageryBackend
+from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.ee_auth import HIGH_VOLUME_URL, initialize_client, load_credentials
 from ccapi_monitor.detection.ee_quota import (
     PROJECT_QUOTA,
@@ -541,23 +541,14 @@ class EarthEngineBackend(ImageryBackend):
             "requests": {"statistics": stats_cost.as_dict(), "polygons": poly_cost.as_dict()},
             "crs": f"EPSG:{region.utm_epsg}",
         }
-        if fraction < self.params.min_observed_fraction:
-            return DetectionResult(
-                status="insufficient_observations",
-                observed_fraction=fraction,
-                area_ha=None,
-                scenes=scenes,
-                source=self.name,
-                details=details,
-            )
-        return DetectionResult(
-            status="ok",
+        return region_result(
+            self.params,
+            source=self.name,
             observed_fraction=fraction,
             area_ha=areas,
-            polygons=polygons[: self.params.max_polygons],
+            polygons=polygons,
             polygon_count=count,
             scenes=scenes,
-            source=self.name,
             details=details,
         )
 

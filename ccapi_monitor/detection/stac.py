@@ -44,7 +44,7 @@ from ccapi_monitor.detection.arrays import (
     observe,
     scene_counts,
 )
-from ccapi_monitor.detection.base import ImageryBackend
+from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.errors import AbortedError, DetectionError
 from ccapi_monitor.models import DetectionResult
@@ -433,14 +433,14 @@ class StacBackend(ImageryBackend):
             area_ha=measure.area_ha if sufficient else None,
             scenes=counts,
         )
-        return DetectionResult(
-            status="ok" if sufficient else "insufficient_observations",
-            observed_fraction=round(measure.observed_fraction, 6),
-            area_ha=measure.area_ha if sufficient else None,
-            polygons=measure.polygons if sufficient else [],
-            polygon_count=measure.polygon_count if sufficient else 0,
-            scenes=counts,
+        return region_result(
+            params,
             source=self.name,
+            observed_fraction=round(measure.observed_fraction, 6),
+            area_ha=measure.area_ha,
+            polygons=measure.polygons,
+            polygon_count=measure.polygon_count,
+            scenes=counts,
             details=details,
         )
 
