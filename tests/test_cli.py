@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -219,3 +222,54 @@ def test_entry_points_agree(worker_env: dict[str, str]) -> None:
     # Same command, same options: only the program name in the usage line differs.
     assert shim.stdout.splitlines()[1:] == module.stdout.splitlines()[1:]
     assert "--auto-confirm" in shim.stdout
+
+
+def _run_on_a_terminal(
+    args: list[str], answer: bytes, env: dict[str, str], timeout: float = 60
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout, answer its prompt, return (code, screen)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the worker, attached to the terminal
+        os.execve(sys.executable, [sys.executable, str(REPO / "run_weekly_java_monitor.py"), *args], env)
+    screen = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+        if not answered and b"Run this plan?" in screen:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
+
+
+def test_a_terminal_shows_the_plan_and_asks_first(tmp_path: Path, worker_env: dict[str, str]) -> None:
+    out = tmp_path / "reports"
+    args = [
+        "--imagery",
+        "demo",
+        "--regions-count",
+        "1",
+        "--run-date",
+        "2026-11-23",
+        "--output",
+        str(out),
+        "--cache",
+        str(tmp_path / "c"),
+    ]
+    code, screen = _run_on_a_terminal(args, b"n\n", worker_env)
+    assert code == 0, screen
+    assert "ccapi-monitor plan for run date 2026-11-23" in screen
+    assert "Run this plan? [y/N]" in screen
+    assert "nothing run: the plan was not confirmed" in screen
+    assert not out.exists()
