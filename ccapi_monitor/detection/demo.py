@@ -22,6 +22,7 @@ import json
 import math
 import os
 import threading
+import warnings
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ import shapely
 import structlog
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject, transform_bounds
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -450,17 +452,21 @@ def _to_tile(array: NDArray[Any], src: RegionGrid, dst: RegionGrid) -> NDArray[A
     if src == dst:
         return array
     out = np.zeros(dst.shape, dtype=array.dtype)
-    reproject(
-        array,
-        out,
-        src_transform=src.transform,
-        src_crs=f"EPSG:{src.epsg}",
-        dst_transform=dst.transform,
-        dst_crs=f"EPSG:{dst.epsg}",
-        resampling=Resampling.nearest,
-        src_nodata=0,
-        dst_nodata=0,
-    )
+    with warnings.catch_warnings():
+        # rasterio wraps the numpy arrays in temporary datasets before applying the
+        # transforms given here, and warns about that step; the result is georeferenced.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        reproject(
+            array,
+            out,
+            src_transform=src.transform,
+            src_crs=f"EPSG:{src.epsg}",
+            dst_transform=dst.transform,
+            dst_crs=f"EPSG:{dst.epsg}",
+            resampling=Resampling.nearest,
+            src_nodata=0,
+            dst_nodata=0,
+        )
     return out
 
 
