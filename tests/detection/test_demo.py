@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from shapely.geometry import shape
 
@@ -150,9 +152,11 @@ def test_no_detection_where_every_current_observation_is_clouded(
             continue
         with rasterio.open(feature["assets"]["scl"]["href"]) as src:
             profile, scl = src.profile, src.read(1)
-            cover = rasterize(
-                [footprint.buffer(2 * src.res[0])], out_shape=scl.shape, transform=src.transform
-            )
+            with warnings.catch_warnings():  # rasterio warns about its temporary in-memory dataset
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                cover = rasterize(
+                    [footprint.buffer(2 * src.res[0])], out_shape=scl.shape, transform=src.transform
+                )
         scl[cover > 0] = 9
         out = tmp_path / f"{feature['id']}_scl.tif"
         with rasterio.open(out, "w", **profile) as dst:
