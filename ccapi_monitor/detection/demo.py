@@ -56,6 +56,13 @@ from ccapi_monitor.regions import Region
 
 log = structlog.get_logger(__name__)
 
+# rasterio wraps numpy arrays in temporary datasets before applying the transforms that
+# ``_to_tile`` passes, and warns about that step; the output is georeferenced. A filter
+# (not catch_warnings) because tiles are written from several threads at once.
+warnings.filterwarnings(
+    "ignore", message="Dataset has no geotransform", category=NotGeoreferencedWarning, module="rasterio.warp"
+)
+
 GENERATOR_VERSION: Final = 1
 #: Sentinel-2 scenes fall on a fixed 5-day grid (S2A + S2B revisit) from this day.
 SCENE_EPOCH: Final = date(2015, 7, 4)
@@ -452,21 +459,17 @@ def _to_tile(array: NDArray[Any], src: RegionGrid, dst: RegionGrid) -> NDArray[A
     if src == dst:
         return array
     out = np.zeros(dst.shape, dtype=array.dtype)
-    with warnings.catch_warnings():
-        # rasterio wraps the numpy arrays in temporary datasets before applying the
-        # transforms given here, and warns about that step; the result is georeferenced.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        reproject(
-            array,
-            out,
-            src_transform=src.transform,
-            src_crs=f"EPSG:{src.epsg}",
-            dst_transform=dst.transform,
-            dst_crs=f"EPSG:{dst.epsg}",
-            resampling=Resampling.nearest,
-            src_nodata=0,
-            dst_nodata=0,
-        )
+    reproject(
+        array,
+        out,
+        src_transform=src.transform,
+        src_crs=f"EPSG:{src.epsg}",
+        dst_transform=dst.transform,
+        dst_crs=f"EPSG:{dst.epsg}",
+        resampling=Resampling.nearest,
+        src_nodata=0,
+        dst_nodata=0,
+    )
     return out
 
 
