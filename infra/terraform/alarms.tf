@@ -1,27 +1,41 @@
 locals {
-  # Step Functions' own metrics that mean an execution went wrong, by alarm key.
-  execution_alarms = {
+  # Alarms that fire on a single occurrence within five minutes, by key.
+  event_alarms = {
     executions_failed = {
+      namespace   = "AWS/States"
       metric      = "ExecutionsFailed"
+      dimensions  = { StateMachineArn = aws_sfn_state_machine.weekly.arn }
+      statistic   = "Sum"
       suffix      = "executions-failed"
       description = "A ccapi-monitor execution failed (including partial failures). See the failure topic message and the execution history."
     }
     executions_timed_out = {
+      namespace   = "AWS/States"
       metric      = "ExecutionsTimedOut"
+      dimensions  = { StateMachineArn = aws_sfn_state_machine.weekly.arn }
+      statistic   = "Sum"
       suffix      = "executions-timed-out"
       description = "A ccapi-monitor execution hit its execution timeout: no notification state ran."
+    }
+    schedule_dlq = {
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = aws_sqs_queue.schedule_dlq.name }
+      statistic   = "Maximum"
+      suffix      = "schedule-dlq"
+      description = "EventBridge Scheduler could not start the state machine; the event is in the dead-letter queue."
     }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "execution" {
-  for_each            = local.execution_alarms
+resource "aws_cloudwatch_metric_alarm" "event" {
+  for_each            = local.event_alarms
   alarm_name          = "${local.name}-${each.value.suffix}"
   alarm_description   = each.value.description
-  namespace           = "AWS/States"
+  namespace           = each.value.namespace
   metric_name         = each.value.metric
-  dimensions          = { StateMachineArn = aws_sfn_state_machine.weekly.arn }
-  statistic           = "Sum"
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
   threshold           = 1
@@ -48,21 +62,5 @@ resource "aws_cloudwatch_metric_alarm" "missing_success" {
   treat_missing_data  = "breaching"
   alarm_actions       = [aws_sns_topic.failure.arn]
   ok_actions          = [aws_sns_topic.failure.arn]
-  tags                = local.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "schedule_dlq" {
-  alarm_name          = "${local.name}-schedule-dlq"
-  alarm_description   = "EventBridge Scheduler could not start the state machine; the event is in the dead-letter queue."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.schedule_dlq.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.failure.arn]
   tags                = local.tags
 }

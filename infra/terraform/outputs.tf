@@ -66,10 +66,10 @@ output "state_machine_role_arn" {
 output "alarm_arns" {
   description = "CloudWatch alarms, by purpose."
   value = {
-    executions_failed    = aws_cloudwatch_metric_alarm.execution["executions_failed"].arn
-    executions_timed_out = aws_cloudwatch_metric_alarm.execution["executions_timed_out"].arn
+    executions_failed    = aws_cloudwatch_metric_alarm.event["executions_failed"].arn
+    executions_timed_out = aws_cloudwatch_metric_alarm.event["executions_timed_out"].arn
     missing_success      = aws_cloudwatch_metric_alarm.missing_success.arn
-    schedule_dlq         = aws_cloudwatch_metric_alarm.schedule_dlq.arn
+    schedule_dlq         = aws_cloudwatch_metric_alarm.event["schedule_dlq"].arn
   }
 }
 
