@@ -137,32 +137,42 @@ def test_concurrency_never_exceeds_the_window() -> None:
     assert peak == 4 == limiter.peak_in_flight
 
 
-def test_larger_priority_is_served_first() -> None:
+def _service_order(requests: list[tuple[str, float, bool]]) -> list[str]:
+    """Names of ``(name, priority, retry)`` requests in the order a 1-slot limiter serves them.
+
+    The slot is held until every request is queued, so the order is the limiter's choice
+    alone, not the threads' start order.
+    """
     limiter = AdaptiveLimiter(1)
-    order: list[float] = []
+    order: list[str] = []
     gate = threading.Event()
 
     def holder() -> None:
-        with limiter.slot(priority=0):
+        with limiter.slot():
             gate.wait(5)
 
-    def waiter(priority: float) -> None:
-        with limiter.slot(priority=priority):
-            order.append(priority)
+    def waiter(name: str, priority: float, retry: bool) -> None:
+        with limiter.slot(priority=priority, retry=retry):
+            order.append(name)
 
     first = threading.Thread(target=holder)
     first.start()
     while limiter.in_flight == 0:
         time.sleep(0.001)
-    waiters = [threading.Thread(target=waiter, args=(p,)) for p in (1.0, 50.0, 7.0)]
+    waiters = [threading.Thread(target=waiter, args=request) for request in requests]
     for t in waiters:
         t.start()
-    while len(limiter._waiters) < 3:
+    while len(limiter._waiters) < len(requests):
         time.sleep(0.001)
     gate.set()
     for t in [first, *waiters]:
         t.join()
-    assert order == [50.0, 7.0, 1.0]
+    return order
+
+
+def test_larger_priority_is_served_first() -> None:
+    requests = [(str(p), p, False) for p in (1.0, 50.0, 7.0)]
+    assert _service_order(requests) == ["50.0", "7.0", "1.0"]
 
 
 def _failing(*errors: Exception) -> tuple[list[int], Any]:
@@ -252,35 +262,5 @@ def test_shared_limiter_is_one_per_process() -> None:
 
 
 def test_retries_go_before_fresh_requests() -> None:
-    limiter = AdaptiveLimiter(1)
-    order: list[str] = []
-    gate = threading.Event()
-
-    def holder() -> None:
-        with limiter.slot():
-            gate.wait(5)
-
-    def waiter(name: str, priority: float, retry: bool) -> None:
-        with limiter.slot(priority=priority, retry=retry):
-            order.append(name)
-
-    first = threading.Thread(target=holder)
-    first.start()
-    while limiter.in_flight == 0:
-        time.sleep(0.001)
-    waiters = [
-        threading.Thread(target=waiter, args=args)
-        for args in (
-            ("fresh-large", 900.0, False),
-            ("retry-small", 100.0, True),
-            ("fresh-small", 100.0, False),
-        )
-    ]
-    for t in waiters:
-        t.start()
-    while len(limiter._waiters) < 3:
-        time.sleep(0.001)
-    gate.set()
-    for t in [first, *waiters]:
-        t.join()
-    assert order == ["retry-small", "fresh-large", "fresh-small"]
+    requests = [("fresh-large", 900.0, False), ("retry-small", 100.0, True), ("fresh-small", 100.0, False)]
+    assert _service_order(requests) == ["retry-small", "fresh-large", "fresh-small"]
