@@ -89,7 +89,9 @@ def test_fan_out_template_uses_only_terraform_variables_and_shares_the_tail() ->
 class ScriptedWorker:
     """Plays every task the execution starts: preflight with a plan, shards, assemble."""
 
-    def __init__(self, stack: Stack, store: LocalStore, behaviour: dict[str, str], max_concurrency: int) -> None:
+    def __init__(
+        self, stack: Stack, store: LocalStore, behaviour: dict[str, str], max_concurrency: int
+    ) -> None:
         self.stack = stack
         self.store = FanOutStore(store, RUN_DATE, RUN_ID)
         self.behaviour = behaviour  # shard label -> "ok" | "fail" | "silent"
