@@ -46,6 +46,19 @@ _COUNT_METRICS = {
     "RegionsFailed": "failed",
     "RegionsInsufficientData": "insufficient",
 }
+#: Every check's name, as findings and ``quality.checks`` carry it (documented in docs/quality.md).
+INVARIANT_CHECKS = (
+    "hectares_negative",
+    "new_exceeds_total",
+    "hectares_exceed_observed_area",
+    "observed_fraction_range",
+    "regions_accounted",
+    "polygon_validity",
+    "polygon_crs",
+    "counts_consistent",
+    "imagery_corrections",
+)
+HISTORY_CHECKS = ("region_new_area_spike", "java_area_jump", "java_new_area_jump", "observed_fraction_drop")
 _HECTARE_METRICS = {"HectaresCleared": "vegetation_clearing", "HectaresBuilt": "built_up"}
 #: GeoJSON ``crs`` names that mean lon/lat WGS 84 (RFC 7946 drops the member; older writers add one).
 _WGS84_NAMES = frozenset(
@@ -722,14 +735,7 @@ def evaluate(
         *check_consistency(current, changes, metrics, t),
         *check_corrections(current.imagery, t),
     ]
-    checks = [
-        "hectares",
-        "observed_fraction_range",
-        "regions_accounted",
-        "polygons",
-        "counts_consistent",
-        "imagery_corrections",
-    ]
+    checks = list(INVARIANT_CHECKS)
     skipped: dict[str, str] = {}
     history = [h for h in history if h.run_date < current.run_date]
     if len(history) >= t.min_history_weeks:
@@ -739,16 +745,14 @@ def evaluate(
             *check_java_totals(current, history, t),
             *check_observed_drop(current, history, t),
         ]
-        checks += ["region_new_area_spike", "java_totals", "observed_fraction_drop"]
+        checks += HISTORY_CHECKS
         if judged < len(current.ok()):
             skipped["region_new_area_spike"] = (
                 f"{len(current.ok()) - judged} region(s) have fewer than {t.min_history_weeks} earlier ok weeks"
             )
     else:
         reason = f"{len(history)} earlier published week(s), {t.min_history_weeks} needed"
-        skipped.update(
-            dict.fromkeys(("region_new_area_spike", "java_totals", "observed_fraction_drop"), reason)
-        )
+        skipped.update(dict.fromkeys(HISTORY_CHECKS, reason))
     critical = any(f.severity == "critical" for f in findings)
     status: QualityStatus = (
         ("accepted" if accept else "failed") if critical else ("warnings" if findings else "passed")

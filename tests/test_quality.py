@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from ccapi_monitor.params import CLASSES
 from ccapi_monitor.quality import (
     CHANGE_CLASSES,
     DEFAULT_THRESHOLDS,
+    HISTORY_CHECKS,
+    INVARIANT_CHECKS,
     PublishedReport,
     QualityReport,
     evaluate,
@@ -187,15 +190,15 @@ def test_a_consistent_run_passes_every_check() -> None:
     assert quality.status == "passed"
     assert not quality.blocks_publication
     assert quality.history_weeks == 8
-    assert {"hectares", "polygons", "counts_consistent", "java_totals"} <= set(quality.checks)
+    assert quality.checks == [*INVARIANT_CHECKS, *HISTORY_CHECKS]
     assert quality.skipped == {}
 
 
 def test_without_history_the_history_checks_are_skipped_and_say_why() -> None:
     quality = gate(*documents(make_run()), history=_history(weeks=2))
     assert quality.status == "passed"
-    assert quality.skipped["java_totals"] == "2 earlier published week(s), 4 needed"
-    assert "java_totals" not in quality.checks
+    assert quality.skipped == dict.fromkeys(HISTORY_CHECKS, "2 earlier published week(s), 4 needed")
+    assert quality.checks == list(INVARIANT_CHECKS)
 
 
 def test_change_classes_match_the_detection_parameters() -> None:
@@ -516,3 +519,13 @@ def test_parse_report_names_what_is_wrong() -> None:
         parse_report({"run_id": "x"})
     report = json.loads(json.dumps(build_report(make_run())))
     assert parse_report(report).ok().keys() == set(GEOMETRIES)
+
+
+def test_docs_give_every_threshold_with_its_value_and_every_check() -> None:
+    """docs/quality.md is the reference for the thresholds: it must match the code."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "quality.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([\d.]+) \|", text, flags=re.MULTILINE))
+    expected = {name: str(value) for name, value in DEFAULT_THRESHOLDS.model_dump().items()}
+    assert rows == expected
+    documented = set(re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \\|", text, flags=re.MULTILINE))
+    assert documented == {*INVARIANT_CHECKS, *HISTORY_CHECKS}
