@@ -527,5 +527,5 @@ def test_docs_give_every_threshold_with_its_value_and_every_check() -> None:
     rows = dict(re.findall(r"^\| `(\w+)` \| ([\d.]+) \|", text, flags=re.MULTILINE))
     expected = {name: str(value) for name, value in DEFAULT_THRESHOLDS.model_dump().items()}
     assert rows == expected
-    documented = set(re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \\|", text, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \|", text, flags=re.MULTILINE))
     assert documented == {*INVARIANT_CHECKS, *HISTORY_CHECKS}
