@@ -70,14 +70,8 @@ def _region(
     region: Region, *, persisting_side: float, new_side: float, observed: float, status: str = "ok"
 ) -> RegionResult:
     """One region with a persisting clearing and a new building site, figures from their areas."""
-    base = {
-        "name": region.name,
-        "province": region.province,
-        "focus": region.focus,
-        "priority": region.priority,
-        "tier": region.tier,
-        "area_km2": round(region.area_km2, 3),
-    }
+    base = {key: getattr(region, key) for key in ("name", "province", "focus", "priority", "tier")}
+    base["area_km2"] = round(region.area_km2, 3)
     if status == "failed":
         return RegionResult(**base, status="failed", error="imagery unavailable")
     if status == "insufficient_observations":
@@ -88,22 +82,17 @@ def _region(
     polygons = [
         ChangePolygon(
             region=region.name,
-            change_class="vegetation_clearing",
-            area_ha=old_ha,
+            change_class=change_class,
+            area_ha=hectares,
             centroid=centroid,
-            geometry=old_geom,
-            change="persisting",
-            first_detected=RUN_DATE - timedelta(days=70),
-        ),
-        ChangePolygon(
-            region=region.name,
-            change_class="built_up",
-            area_ha=new_ha,
-            centroid=centroid,
-            geometry=new_geom,
-            change="new",
-            first_detected=RUN_DATE,
-        ),
+            geometry=geometry,
+            change=kind,
+            first_detected=first,
+        )
+        for change_class, geometry, hectares, kind, first in (
+            ("vegetation_clearing", old_geom, old_ha, "persisting", RUN_DATE - timedelta(days=70)),
+            ("built_up", new_geom, new_ha, "new", RUN_DATE),
+        )
     ]
     return RegionResult(
         **base,
@@ -527,5 +516,7 @@ def test_docs_give_every_threshold_with_its_value_and_every_check() -> None:
     rows = dict(re.findall(r"^\| `(\w+)` \| ([\d.]+) \|", text, flags=re.MULTILINE))
     expected = {name: str(value) for name, value in DEFAULT_THRESHOLDS.model_dump().items()}
     assert rows == expected
-    documented = set(re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \|", text, flags=re.MULTILINE))
+    documented = set(
+        re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \|", text, flags=re.MULTILINE)
+    )
     assert documented == {*INVARIANT_CHECKS, *HISTORY_CHECKS}
