@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from ccapi_monitor.fanout import FanOutStore, Shard, collect_results
-from ccapi_monitor.models import RegionResult
+from ccapi_monitor.fanout import FanOutStore, Shard, collect_results, missing_result
 from ccapi_monitor.regions import Region, box
 from ccapi_monitor.runner import exit_code_for
 from ccapi_monitor.storage import LocalStore
@@ -29,18 +26,18 @@ from tests.infra.asl_support import (
     TERRAFORM_DIR,
     ContainerRun,
     load_definition,
-    moto_fixes,
     render_template,
     shorten,
     template_placeholders,
 )
-from tests.infra.test_state_machine import MOTO_CONFIG, Stack, _client, build_stack
+from tests.infra.test_state_machine import Stack, stack  # noqa: F401  (the moto stack fixture, used by name)
 
 FAN_OUT_TEMPLATE = TERRAFORM_DIR / "state_machine_fan_out.asl.json"
 #: The single variant's states the fan-out head replaces or drops (as fan_out.tf does).
 REPLACED = frozenset({"RunWeeklyMonitoring"})
 RUN_DATE = date(2026, 11, 23)
 RUN_ID = "20261123T060000Z-fan001"
+AREA = {"vegetation_clearing": 1.0, "built_up": 0.5}
 REGIONS = [
     Region(f"r{i}", "p", "urban", 1, 1, box(106 + i / 10, -6.3, 106.1 + i / 10, -6.2)) for i in range(7)
 ]
@@ -90,9 +87,9 @@ class ScriptedWorker:
     """Plays every task the execution starts: preflight with a plan, shards, assemble."""
 
     def __init__(
-        self, stack: Stack, store: LocalStore, behaviour: dict[str, str], max_concurrency: int
+        self, aws: Stack, store: LocalStore, behaviour: dict[str, str], max_concurrency: int
     ) -> None:
-        self.stack = stack
+        self.stack = aws
         self.store = FanOutStore(store, RUN_DATE, RUN_ID)
         self.behaviour = behaviour  # shard label -> "ok" | "fail" | "silent"
         self.max_concurrency = max_concurrency
@@ -127,19 +124,10 @@ class ScriptedWorker:
                 return
             names = []
             for region in Shard.parse(label).select(REGIONS):
-                self.store.write_region(
-                    RegionResult(
-                        name=region.name,
-                        province=region.province,
-                        focus=region.focus,
-                        priority=region.priority,
-                        tier=region.tier,
-                        area_km2=1.0,
-                        status="ok",
-                        observed_fraction=0.9,
-                        area_ha={"vegetation_clearing": 1.0, "built_up": 0.5},
-                    )
+                ok = missing_result(region, RUN_ID).model_copy(
+                    update={"status": "ok", "error": None, "observed_fraction": 0.9, "area_ha": AREA}
                 )
+                self.store.write_region(ok)
                 names.append(region.name)
             summary = {"total": len(names), "succeeded": len(names), "failed": 0, "insufficient": 0}
             container.succeed(
@@ -174,7 +162,7 @@ class ScriptedWorker:
                     "insufficient": 0,
                 },
                 "failed_regions": failed,
-                "hectares": {"vegetation_clearing": 1.0, "built_up": 0.5},
+                "hectares": AREA,
                 "report": {k: f"{base}/{f}" for k, f in (("json", "report.json"), ("html", "report.html"))},
             },
         )
@@ -198,31 +186,22 @@ class ScriptedWorker:
         return container.runs
 
 
-@pytest.fixture
-def fan_out_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(config=MOTO_CONFIG), moto_fixes():
-        yield build_stack(lambda service: _client(service))
-
-
 def _execute(
-    stack: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
+    aws: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
 ) -> tuple[dict[str, Any], ScriptedWorker]:
-    variables = {**stack.variables, "shard_size": "3"}
+    variables = {**aws.variables, "shard_size": "3"}
     definition = _short(fan_out_definition(variables), heartbeat_s)
-    machine = stack.sfn.create_state_machine(
+    machine = aws.sfn.create_state_machine(
         name="ccapi-fan-out",
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::123456789012:role/ccapi-monitor-test-sfn",
     )["stateMachineArn"]
-    execution = stack.sfn.start_execution(
+    execution = aws.sfn.start_execution(
         stateMachineArn=machine, name="weekly-2026-11-23", input=json.dumps({"run_date": "2026-11-23"})
     )["executionArn"]
-    worker = ScriptedWorker(stack, LocalStore(tmp_path / "cache"), behaviour, max_concurrency=2)
+    worker = ScriptedWorker(aws, LocalStore(tmp_path / "cache"), behaviour, max_concurrency=2)
     worker.play(tasks)
-    final = stack.finish(execution)
+    final = aws.finish(execution)
     for thread in worker.threads:
         thread.join(timeout=5)
     return final, worker
@@ -233,45 +212,43 @@ def _shard_regions(label: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_all_shards_succeed(fan_out_stack: Stack, tmp_path: Path) -> None:
-    final, worker = _execute(fan_out_stack, tmp_path, {}, tasks=5)
+def test_all_shards_succeed(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    final, worker = _execute(stack, tmp_path, {}, tasks=5)
     assert final["status"] == "SUCCEEDED"
     assert worker.peak == 2  # shards run in parallel, at most MaxConcurrency (from the plan) at once
-    [note] = fan_out_stack.messages(fan_out_stack.success_queue)
+    [note] = stack.messages(stack.success_queue)
     assert note["Message"]["regions"] == {"total": 7, "succeeded": 7, "failed": 0, "insufficient": 0}
-    assert fan_out_stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
+    assert stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
 
 
 @pytest.mark.slow
-def test_one_failed_shard_is_a_partial_run_naming_its_regions(fan_out_stack: Stack, tmp_path: Path) -> None:
-    final, _ = _execute(fan_out_stack, tmp_path, {"2/3": "fail"}, tasks=5)
+def test_one_failed_shard_is_a_partial_run_naming_its_regions(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    final, _ = _execute(stack, tmp_path, {"2/3": "fail"}, tasks=5)
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.PartialFailure")
-    [note] = fan_out_stack.messages(fan_out_stack.failure_queue)
+    [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["failed_regions"] == _shard_regions("2/3") == ["r1", "r4"]
     assert note["Message"]["regions"]["failed"] == 2
-    assert fan_out_stack.messages(fan_out_stack.success_queue) == []
+    assert stack.messages(stack.success_queue) == []
 
 
 @pytest.mark.slow
-def test_all_shards_failing_fails_the_run(fan_out_stack: Stack, tmp_path: Path) -> None:
+def test_all_shards_failing_fails_the_run(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     behaviour = {"1/3": "fail", "2/3": "fail", "3/3": "fail"}
-    final, _ = _execute(fan_out_stack, tmp_path, behaviour, tasks=5)
+    final, _ = _execute(stack, tmp_path, behaviour, tasks=5)
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
-    [note] = fan_out_stack.messages(fan_out_stack.failure_queue)
+    [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["error"]["Error"] == "CCAPI.Failed"
     assert "no region succeeded" in note["Message"]["error"]["Cause"]
 
 
 @pytest.mark.slow
-def test_silent_shard_times_out_is_retried_once_then_its_regions_fail(
-    fan_out_stack: Stack, tmp_path: Path
-) -> None:
+def test_silent_shard_times_out_is_retried_once_then_its_regions_fail(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     # Preflight, three shards, the silent shard's one retry, assemble.
-    final, worker = _execute(fan_out_stack, tmp_path, {"3/3": "silent"}, tasks=6, heartbeat_s=2)
+    final, worker = _execute(stack, tmp_path, {"3/3": "silent"}, tasks=6, heartbeat_s=2)
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.PartialFailure")
     silent = [r for r in worker.stack.container.runs if r.environment.get("CCAPI_SHARD") == "3/3"]
     assert len(silent) == 2
-    [note] = fan_out_stack.messages(fan_out_stack.failure_queue)
+    [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["failed_regions"] == _shard_regions("3/3") == ["r2", "r5"]
 
 
