@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field
 
+from ccapi_monitor.detection.ee_quota import PROJECT_QUOTA
 from ccapi_monitor.errors import InvalidInputError
 from ccapi_monitor.models import RegionResult
 from ccapi_monitor.regions import Region
@@ -30,8 +31,10 @@ log = structlog.get_logger(__name__)
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-#: The ASL's Map passes at most this many shards; more would need a Distributed Map (docs/scaling.md).
+#: Upper bound on N in ``--shard K/N`` (a sanity limit: the Map's items ride in the execution's payload).
 MAX_SHARDS = 1000
+#: An INLINE Map runs at most 40 iterations at once (docs/scaling.md).
+INLINE_MAP_CONCURRENCY = 40
 
 
 @dataclass(frozen=True, order=True)
@@ -74,11 +77,36 @@ def shard_count(region_count: int, shard_size: int) -> int:
     return max(1, min(MAX_SHARDS, math.ceil(region_count / shard_size)))
 
 
-def plan_shards(regions: list[Region], shard_size: int) -> list[dict[str, Any]]:
-    """The Map's items: one small object per shard (its label and region count, not geometry)."""
+def map_max_concurrency(shards: int, *, imagery: str, ee_max_concurrency: int) -> int:
+    """Shard tasks at once: Earth Engine's project quota is shared by every task, so
+    tasks x per-task requests in flight stays within it; other backends are CPU-bound
+    and scale with tasks up to the INLINE Map's limit."""
+    limit = INLINE_MAP_CONCURRENCY
+    if imagery == "earthengine":
+        limit = min(limit, max(1, PROJECT_QUOTA // ee_max_concurrency))
+    return max(1, min(shards, limit))
+
+
+def plan_shards(
+    regions: list[Region],
+    *,
+    shard_size: int,
+    run_id: str,
+    run_date: date,
+    imagery: str,
+    ee_max_concurrency: int,
+) -> dict[str, Any]:
+    """The plan ValidateInputs returns: the Map's items (label and region count, no geometry)
+    and its concurrency. Small by design: it travels in the execution's 256 KiB payload."""
     count = shard_count(len(regions), shard_size)
     shards = [Shard(k, count) for k in range(1, count + 1)]
-    return [{"shard": s.label, "regions": len(s.select(regions))} for s in shards]
+    return {
+        "run_id": validate_run_id(run_id),
+        "run_date": run_date.isoformat(),
+        "regions": len(regions),
+        "shards": [{"shard": s.label, "regions": len(s.select(regions))} for s in shards],
+        "max_concurrency": map_max_concurrency(count, imagery=imagery, ee_max_concurrency=ee_max_concurrency),
+    }
 
 
 class ShardRecord(BaseModel):
