@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from ccapi_monitor.detection.ee_quota import PROJECT_QUOTA
 from ccapi_monitor.errors import InvalidInputError
-from ccapi_monitor.models import RegionResult
+from ccapi_monitor.models import RegionResult, RunSummary
 from ccapi_monitor.regions import Region
 from ccapi_monitor.storage import Store
 
@@ -222,3 +222,35 @@ def fan_out_duration_s(records: list[ShardRecord], assembled_at: datetime | None
     start = min(r.started_at for r in records)
     end = assembled_at or datetime.now(UTC)
     return round((end - start).total_seconds(), 3)
+
+
+def record_shard(store: FanOutStore, shard: Shard, summary: RunSummary, started_at: datetime) -> None:
+    """Write a shard's region results, then its record (the record last: it says the shard finished)."""
+    for result in summary.regions:
+        store.write_region(result)
+    store.write_shard(
+        ShardRecord(
+            shard=shard.label,
+            regions=[r.name for r in summary.regions],
+            failed_regions=[r.name for r in summary.regions if r.status == "failed"],
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            imagery=summary.imagery,
+            windows=summary.windows,
+            parameters=summary.parameters,
+            previous_run=summary.previous_run,
+        )
+    )
+
+
+def shard_payload(shard: Shard, summary: RunSummary) -> dict[str, Any]:
+    """The shard's callback (and stdout line): a few hundred bytes, whatever the shard's size."""
+    return {
+        "shard": shard.label,
+        "status": summary.status,
+        "exit_code": summary.exit_code,
+        "run_id": summary.run_id,
+        "run_date": summary.run_date.isoformat(),
+        "regions": summary.counts(),
+        "failed_regions": [r.name for r in summary.regions if r.status == "failed"],
+    }
