@@ -98,7 +98,7 @@ def grid_features(spec: GridSpec, land: BaseGeometry | None = None) -> list[dict
                         "focus": "grid",
                         # Equal cells, equal priority: --regions-count then takes them by name.
                         "priority": 3,
-                        "tier": 3,
+                        "tier": 4,
                         "land_fraction": round(fraction, 3),
                     },
                     "geometry": mapping(shapely.set_precision(lonlat, 1e-6)),
