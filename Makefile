@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck hadolint venv tools asl-validator browser lock config-docs clean bench
+.PHONY: demo demo-fanout test lint typecheck hadolint venv tools asl-validator browser lock config-docs clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ lock: | $(BIN)/python
 
 demo: venv
 	$(BIN)/ccapi-monitor run --imagery demo --auto-confirm --output ./reports --cache ./.ccapi-cache
+
+# Fan-out as the Step Functions Map runs it (docs/scaling.md): SHARDS worker processes on
+# shards of the demo regions, then assemble. A failed shard does not stop assemble, which
+# reports its regions as failed. `make demo-fanout SHARDS=4 REGIONS_FILE=java_grid.geojson`.
+SHARDS ?= 3
+REGIONS_FILE ?=
+demo-fanout: venv
+	@set -u; run_id=demo-fanout-$$(date -u +%Y%m%dT%H%M%SZ); \
+	common="--imagery demo --output ./reports --cache ./.ccapi-cache $(if $(REGIONS_FILE),--regions-file $(REGIONS_FILE))"; \
+	pids=""; for k in $$(seq 1 $(SHARDS)); do \
+		$(BIN)/ccapi-monitor run --auto-confirm $$common --shard $$k/$(SHARDS) --run-id $$run_id & pids="$$pids $$!"; \
+	done; \
+	for pid in $$pids; do wait $$pid || echo "make: a shard exited $$?; assemble reports its regions as failed" >&2; done; \
+	$(BIN)/ccapi-monitor assemble $$common --run-id $$run_id
 
 lint: venv
 	$(BIN)/ruff check .
