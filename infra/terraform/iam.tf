@@ -3,16 +3,19 @@
 
 locals {
   same_account = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-  # One trust policy per AWS service that assumes a role here, each limited to this account.
+  # One trust policy per AWS service that assumes a role here, limited to this account where the
+  # service passes aws:SourceAccount (Lambda does not for its execution role, so no condition there).
   trust_policy = {
-    for service in ["states", "ecs-tasks", "scheduler"] : service => jsonencode({
+    for service in ["states", "ecs-tasks", "scheduler", "lambda"] : service => jsonencode({
       Version = "2012-10-17"
-      Statement = [{
-        Effect    = "Allow"
-        Principal = { Service = "${service}.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = local.same_account
-      }]
+      Statement = [merge(
+        {
+          Effect    = "Allow"
+          Principal = { Service = "${service}.amazonaws.com" }
+          Action    = ["sts:AssumeRole"]
+        },
+        service == "lambda" ? {} : { Condition = local.same_account },
+      )]
     })
   }
   ecs_task_arn_pattern = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task/${element(split("/", var.ecs_cluster_arn), 1)}/*"
@@ -235,6 +238,14 @@ resource "aws_iam_role_policy" "scheduler" {
         Effect   = "Allow"
         Action   = ["sqs:SendMessage"]
         Resource = [aws_sqs_queue.schedule_dlq.arn]
+      },
+      {
+        # The schedule's target input is encrypted with the customer-managed key; Scheduler decrypts
+        # it with this role when it invokes the target (EventBridge Scheduler, "Encryption at rest").
+        Sid      = "DecryptScheduleInput"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = [var.kms_key_arn]
       },
       {
         Sid       = "EncryptedDeadLetterQueue"
