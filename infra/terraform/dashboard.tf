@@ -6,58 +6,46 @@ locals {
   # Metric filters cannot set constant dimensions, so the environment goes into the name instead.
   ee_failure_metric = "EarthEngineRequestFailures-${var.environment}"
 
-  dashboard_metric_widgets = [
+  # Per widget: the project's own metrics as metric name => label (namespace and Environment
+  # added below), plus AWS metrics written out in full.
+  dashboard_widgets = [
     {
-      title = "Runs (per day)"
-      stat  = "Sum"
-      metrics = [
-        [var.metric_namespace, "WeeklyMonitoringSuccess", "Environment", var.environment, { label = "succeeded" }],
-        [var.metric_namespace, "WeeklyRunCompleted", "Environment", var.environment, { label = "completed (succeeded, partial, skipped)" }],
-        [var.metric_namespace, "WeeklyMonitoringSkipped", "Environment", var.environment, { label = "skipped (calendar)" }],
+      title  = "Runs (per day)"
+      stat   = "Sum"
+      custom = { WeeklyMonitoringSuccess = "succeeded", WeeklyRunCompleted = "completed (succeeded, partial, skipped)", WeeklyMonitoringSkipped = "skipped (calendar)" }
+      aws = [
         ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws_sfn_state_machine.weekly.arn, { label = "executions failed (incl. partial)" }],
         ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", aws_sfn_state_machine.weekly.arn, { label = "executions timed out" }],
       ]
     },
+    { title = "Duration (seconds)", stat = "Maximum", custom = { ExecutionDuration = "execution (from the callback)", WorkerDuration = "worker" }, aws = [] },
+    { title = "Regions", stat = "Maximum", custom = { RegionsSucceeded = "succeeded", RegionsFailed = "failed", RegionsInsufficientData = "insufficient observations" }, aws = [] },
+    { title = "Hectares detected per run", stat = "Maximum", custom = { HectaresCleared = "vegetation cleared", HectaresBuilt = "built up" }, aws = [] },
     {
-      title = "Duration (seconds)"
-      stat  = "Maximum"
-      metrics = [
-        [var.metric_namespace, "ExecutionDuration", "Environment", var.environment, { label = "execution (from the callback)" }],
-        [var.metric_namespace, "WorkerDuration", "Environment", var.environment, { label = "worker" }],
-      ]
+      title  = "Earth Engine failed requests (retried unless the budget ran out)"
+      stat   = "Sum"
+      custom = {}
+      aws    = [[var.metric_namespace, local.ee_failure_metric, { label = "failed requests" }]]
     },
     {
-      title = "Regions"
-      stat  = "Maximum"
-      metrics = [
-        [var.metric_namespace, "RegionsSucceeded", "Environment", var.environment, { label = "succeeded" }],
-        [var.metric_namespace, "RegionsFailed", "Environment", var.environment, { label = "failed" }],
-        [var.metric_namespace, "RegionsInsufficientData", "Environment", var.environment, { label = "insufficient observations" }],
-      ]
-    },
-    {
-      title = "Hectares detected per run"
-      stat  = "Maximum"
-      metrics = [
-        [var.metric_namespace, "HectaresCleared", "Environment", var.environment, { label = "vegetation cleared" }],
-        [var.metric_namespace, "HectaresBuilt", "Environment", var.environment, { label = "built up" }],
-      ]
-    },
-    {
-      title = "Earth Engine failed requests (retried unless the budget ran out)"
-      stat  = "Sum"
-      metrics = [
-        [var.metric_namespace, local.ee_failure_metric, { label = "failed requests" }],
-      ]
-    },
-    {
-      title = "Dead-letter queues (messages waiting)"
-      stat  = "Maximum"
-      metrics = concat(
+      title  = "Dead-letter queues (messages waiting)"
+      stat   = "Maximum"
+      custom = {}
+      aws = concat(
         [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.schedule_dlq.name, { label = "schedule DLQ" }]],
         local.slack_enabled ? [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.slack_dlq[0].name, { label = "Slack notifier DLQ" }]] : [],
       )
     },
+  ]
+  dashboard_metric_widgets = [
+    for w in local.dashboard_widgets : {
+      title = w.title
+      stat  = w.stat
+      metrics = concat(
+        [for metric, label in w.custom : [var.metric_namespace, metric, "Environment", var.environment, { label = label }]],
+        w.aws,
+      )
+    }
   ]
 
   dashboard_body = {

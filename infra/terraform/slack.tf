@@ -44,48 +44,27 @@ resource "aws_iam_role_policy" "slack" {
   role  = aws_iam_role.slack[0].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat(
-      [
-        {
-          Sid      = "WriteNotifierLogs"
-          Effect   = "Allow"
-          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-          Resource = ["${aws_cloudwatch_log_group.slack[0].arn}:*"]
-        },
-        {
-          Sid      = "ReadSlackWebhook"
-          Effect   = "Allow"
-          Action   = ["secretsmanager:GetSecretValue"]
-          Resource = [var.slack_webhook_secret_arn]
-        },
-        {
-          Sid      = "DeadLetter"
-          Effect   = "Allow"
-          Action   = ["sqs:SendMessage"]
-          Resource = [aws_sqs_queue.slack_dlq[0].arn]
-        },
-        {
-          Sid       = "EncryptedDeadLetterQueue"
-          Effect    = "Allow"
-          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-          Resource  = [var.kms_key_arn]
-          Condition = { StringEquals = { "kms:ViaService" = "sqs.${local.region}.amazonaws.com" } }
-        },
-        {
-          Sid      = "XRayNoResourceLevelPermissions" # X-Ray write actions support no resource-level scoping
-          Effect   = "Allow"
-          Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-          Resource = ["*"]
-        },
-      ],
-      var.slack_secret_kms_key_arn == null ? [] : [{
-        Sid       = "DecryptSlackWebhook"
+    Statement = concat(local.log_and_secret_statements["SlackWebhook"], [
+      {
+        Sid      = "DeadLetter"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.slack_dlq[0].arn]
+      },
+      {
+        Sid       = "EncryptedDeadLetterQueue"
         Effect    = "Allow"
-        Action    = ["kms:Decrypt"]
-        Resource  = [var.slack_secret_kms_key_arn]
-        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
-      }],
-    )
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = [var.kms_key_arn]
+        Condition = { StringEquals = { "kms:ViaService" = "sqs.${local.region}.amazonaws.com" } }
+      },
+      {
+        Sid      = "XRayNoResourceLevelPermissions" # X-Ray write actions support no resource-level scoping
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = ["*"]
+      },
+    ])
   })
 }
 
