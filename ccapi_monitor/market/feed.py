@@ -29,6 +29,7 @@ import shapely
 from pydantic import SecretStr
 
 from ccapi_monitor.errors import StoreError
+from ccapi_monitor.logs import register_secret
 from ccapi_monitor.market.base import MarketData, MarketSource, cache_key, now_utc, read_cached, write_cached
 from ccapi_monitor.market.errors import FeedFormatError, MarketError
 from ccapi_monitor.market.fetch import PoliteFetcher, redact_url
@@ -129,7 +130,9 @@ def _row_regions(row: dict[str, Any], locator: RegionLocator, columns: set[str])
     try:
         lon, lat = float(_text(row.get("lon"))), float(_text(row.get("lat")))
     except ValueError:
-        raise ValueError(f"lon/lat {_text(row.get('lon'))!r}/{_text(row.get('lat'))!r} are not numbers") from None
+        raise ValueError(
+            f"lon/lat {_text(row.get('lon'))!r}/{_text(row.get('lat'))!r} are not numbers"
+        ) from None
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise ValueError(f"lon/lat {lon}/{lat} out of range")
     return locator.at(lon, lat)
@@ -173,7 +176,9 @@ def parse_feed(raw: bytes, name: str, regions: Sequence[Region]) -> tuple[list[P
         log.info("market feed %s: %d rows are for regions outside this run", shown, elsewhere)
     valid = len(rows) - len(problems)
     if valid == 0:
-        raise FeedFormatError(f"market feed {shown}: no valid row ({len(problems)} rejected; first: {problems[0]})")
+        raise FeedFormatError(
+            f"market feed {shown}: no valid row ({len(problems)} rejected; first: {problems[0]})"
+        )
     return points, problems
 
 
@@ -193,6 +198,10 @@ class FeedSource(MarketSource):
         fetcher: Callable[[], PoliteFetcher] | None = None,
     ) -> None:
         self.uri = uri
+        # Logs are scrubbed of registered secrets: the token and a URL's password or signed query.
+        parts = urlsplit(uri)
+        for secret in (token.get_secret_value() if token else None, parts.password, parts.query):
+            register_secret(secret)
         self.cache = cache
         self.allow_network = allow_network
         self.token = token

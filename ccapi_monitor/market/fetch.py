@@ -25,7 +25,9 @@ from urllib3.util.retry import Retry
 from ccapi_monitor import __version__
 from ccapi_monitor.market.errors import MarketError, RobotsDisallowedError
 
-USER_AGENT: Final = f"ccapi-monitor/{__version__} (land-market figures; reads schema.org data; honours robots.txt)"
+USER_AGENT: Final = (
+    f"ccapi-monitor/{__version__} (land-market figures; reads schema.org data; honours robots.txt)"
+)
 #: The product token robots.txt groups are matched against.
 ROBOTS_AGENT: Final = "ccapi-monitor"
 MAX_BODY_BYTES: Final = 5 * 1024 * 1024

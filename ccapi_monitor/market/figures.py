@@ -89,7 +89,9 @@ def summarize(points: Iterable[PricePoint], run_date: date) -> Summary | None:
     )
 
 
-def weekly_medians(points: Iterable[PricePoint], run_date: date, weeks: int = TREND_WEEKS) -> dict[int, float]:
+def weekly_medians(
+    points: Iterable[PricePoint], run_date: date, weeks: int = TREND_WEEKS
+) -> dict[int, float]:
     """Median price (outliers removed) per week, keyed by weeks before the run (0 = run week)."""
     by_week: dict[int, list[PricePoint]] = defaultdict(list)
     for point in points:
@@ -99,9 +101,9 @@ def weekly_medians(points: Iterable[PricePoint], run_date: date, weeks: int = TR
     medians: dict[int, float] = {}
     for week, members in by_week.items():
         kept, _ = without_outliers(members)
-        medians[week] = weighted_quantiles(
-            [p.idr_per_m2 for p in kept], [p.listings for p in kept], (0.5,)
-        )[0]
+        medians[week] = weighted_quantiles([p.idr_per_m2 for p in kept], [p.listings for p in kept], (0.5,))[
+            0
+        ]
     return dict(sorted(medians.items()))
 
 

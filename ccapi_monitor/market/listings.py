@@ -158,7 +158,8 @@ def _price(node: dict[str, Any]) -> Price:
     reference = source.get("referenceQuantity")
     reference = reference if isinstance(reference, dict) else {}
     unit = _unit_m2(
-        source.get("unitCode") or reference.get("unitCode"), source.get("unitText") or reference.get("unitText")
+        source.get("unitCode") or reference.get("unitCode"),
+        source.get("unitText") or reference.get("unitText"),
     )
     if price.basis == "total" and unit is not None:
         amount = float(reference.get("value") or 1)
@@ -212,7 +213,9 @@ def extract_listings(html: str, page_url: str) -> tuple[list[Listing], list[str]
             problems.append(f"{redact_url(page_url)} listing {index}: {exc}")
             continue
         geo = _geo(node)
-        listings.append(Listing(url=url, idr_per_m2=per_m2, lon=geo[0] if geo else None, lat=geo[1] if geo else None))
+        listings.append(
+            Listing(url=url, idr_per_m2=per_m2, lon=geo[0] if geo else None, lat=geo[1] if geo else None)
+        )
     return listings, problems
 
 
@@ -299,7 +302,9 @@ class ListingsSource(MarketSource):
         origin = f"{len(self.pages)} listing page(s)"
         if not read:
             first = problems[0] if problems else "no listing page configured"
-            return MarketData(source="listings", origin=origin, problems=problems, failure=f"no page read: {first}")
+            return MarketData(
+                source="listings", origin=origin, problems=problems, failure=f"no page read: {first}"
+            )
         return MarketData(
             source="listings",
             points=points,
@@ -314,7 +319,9 @@ class ListingsSource(MarketSource):
         """This run's points plus those kept by earlier runs of the last ``TREND_WEEKS`` weeks."""
         prefix = f"{CACHE_PREFIX}/listings/history/"
         write_cached(
-            self.cache, f"{prefix}{run_date.isoformat()}.json", {"points": [p.model_dump(mode="json") for p in points]}
+            self.cache,
+            f"{prefix}{run_date.isoformat()}.json",
+            {"points": [p.model_dump(mode="json") for p in points]},
         )
         if self.cache is None:
             return points
@@ -333,4 +340,3 @@ class ListingsSource(MarketSource):
                 point = PricePoint.model_validate(raw)
                 seen[(point.region, point.url, point.date)] = point
         return list(seen.values())
-

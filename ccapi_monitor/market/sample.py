@@ -38,7 +38,9 @@ def _region_seed(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
 
 
-def sample_rows(regions: Sequence[Region], first_week: date = FIRST_WEEK, weeks: int = WEEKS) -> list[dict[str, Any]]:
+def sample_rows(
+    regions: Sequence[Region], first_week: date = FIRST_WEEK, weeks: int = WEEKS
+) -> list[dict[str, Any]]:
     """Rows of the feed schema; the per-region weekly growth is -0.2..+0.8 %."""
     prices = load_land_prices()
     rows = []
