@@ -18,4 +18,6 @@ def test_scaling_page_shows_the_models_output() -> None:
         timeout=60,
     )
     page = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
-    assert result.stdout.strip() in page, "rerun tools/scaling_model.py and paste its output into docs/scaling.md"
+    assert result.stdout.strip() in page, (
+        "rerun tools/scaling_model.py and paste its output into docs/scaling.md"
+    )

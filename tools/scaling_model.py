@@ -93,7 +93,9 @@ def table() -> str:
             (f"Earth Engine, one task at {EE_PROJECT_QUOTA}", ee_single(regions, EE_PROJECT_QUOTA), None),
         )
         for name, single, fan in rows:
-            over = " (over the 2 h task timeout)" if single.wall_s - PREFLIGHT_S > SINGLE_TASK_TIMEOUT_S else ""
+            over = (
+                " (over the 2 h task timeout)" if single.wall_s - PREFLIGHT_S > SINGLE_TASK_TIMEOUT_S else ""
+            )
             lines.append(
                 f"| {regions:,} | {name} | {_minutes(single.wall_s)}{over} | {single.usd:.3f} | "
                 + (f"{_minutes(fan.wall_s)} | {fan.usd:.3f} | {shards} |" if fan else "n/a | n/a | 1 |")

@@ -7,6 +7,7 @@ Its size is written to ``test-artifacts/report-grid.size`` for docs/scaling.md.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def _grid_summary() -> tuple[RunSummary, dict[str, dict[str, Any]]]:
     geometries = {r.name: r.geometry for r in regions}
     summary = RunSummary(
         run_id="20261123T060000Z-grid01",
-        run_date=RUN_DATE_ISO,  # type: ignore[arg-type]  # pydantic parses the ISO date
+        run_date=date.fromisoformat(RUN_DATE_ISO),
         status=status,
         exit_code=int(code),
         environment="test",
