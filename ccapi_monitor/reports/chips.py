@@ -327,7 +327,9 @@ class CogChipSource:
         reason = "unreadable imagery" if errors else "no clear acquisition over the site"
         return Chip(when, missing=reason)
 
-    def _read(self, day: date, item: pystac.Item, polygon: ChangePolygon, style: Style) -> tuple[_Read, ChipFrame]:
+    def _read(
+        self, day: date, item: pystac.Item, polygon: ChangePolygon, style: Style
+    ) -> tuple[_Read, ChipFrame]:
         keys = dict.fromkeys([*STYLE_BANDS[style], "red", "nir"])
         frame: ChipFrame | None = None
         size = 0
