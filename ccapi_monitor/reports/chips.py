@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 from rasterio.warp import transform, transform_geom
-from rasterio.windows import from_bounds
+from rasterio.windows import Window
 
 from ccapi_monitor.detection.stac import BandScaling, Scene
 from ccapi_monitor.errors import CCAPIError
@@ -58,12 +58,13 @@ MAX_SITES: Final = 5
 CHIP_PX: Final = 160
 #: The chip shows the site with this much context: side = factor x the site's extent ...
 CONTEXT_FACTOR: Final = 3.0
-#: ... and never less than this many metres (64 pixels of 10 m).
-MIN_SIDE_M: Final = 640.0
+#: ... and never less than this many metres, nor this many source pixels (coarse archives).
+MIN_SIDE_M: Final = 600.0
+MIN_SIDE_PX: Final = 20
 #: A read is at most this many source pixels a side (a huge site reads an overview).
 MAX_READ_PX: Final = 320
-#: Share of the chip that must be clear (SCL kept classes, data present) to be used.
-MIN_CLEAR: Final = 0.8
+#: Share of the site (the polygon's pixels) that must be clear (SCL kept classes, data present).
+MIN_CLEAR: Final = 0.9
 #: Observations tried for "after" (newest first) and "before" (least cloudy first).
 AFTER_TRIES: Final = 8
 BEFORE_CANDIDATES: Final = 6
@@ -158,16 +159,18 @@ class ChipFrame:
         return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
 
     @classmethod
-    def around(cls, polygon: ChangePolygon, crs: str) -> ChipFrame:
+    def around(cls, polygon: ChangePolygon, crs: str, pixel_m: float = 10.0) -> ChipFrame:
+        """The square around ``polygon`` in ``crs`` (metres) for imagery of ``pixel_m`` pixels."""
         geometry = transform_geom("EPSG:4326", crs, polygon.geometry)
         rings = _rings(geometry)
         xs = [x for ring in rings for x, _ in ring]
         ys = [y for ring in rings for _, y in ring]
+        min_side = max(MIN_SIDE_M, MIN_SIDE_PX * pixel_m)
         if not xs:
             (x,), (y,) = transform("EPSG:4326", crs, [polygon.centroid[0]], [polygon.centroid[1]])
-            return cls(crs, x, y, MIN_SIDE_M, ())
+            return cls(crs, x, y, min_side, ())
         extent = max(max(xs) - min(xs), max(ys) - min(ys))
-        side = max(MIN_SIDE_M, CONTEXT_FACTOR * extent)
+        side = max(min_side, CONTEXT_FACTOR * extent)
         return cls(crs, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, side, rings)
 
     def pixel_rings(self, size: int) -> list[list[tuple[float, float]]]:
@@ -247,7 +250,7 @@ def local_href(base: Any = None) -> Callable[[pystac.Asset], str]:
 
 @dataclass
 class _Read:
-    """One acquisition's window around a site: SCL-based clear share and reflectances."""
+    """One acquisition's window around a site: clear share of the site's pixels, and reflectances."""
 
     day: date
     clear: float
@@ -341,7 +344,7 @@ class CogChipSource:
                 scaling = BandScaling.of(asset)
                 with rasterio.open(self.href(asset)) as src:
                     if frame is None:
-                        frame = ChipFrame.around(polygon, src.crs.to_string())
+                        frame = ChipFrame.around(polygon, src.crs.to_string(), abs(src.res[0]))
                         size = int(min(MAX_READ_PX, max(8, round(frame.side_m / abs(src.res[0])))))
                     dn = _window(src, frame, size, scaling.nodata)
                 ok = scaling.valid(dn)
@@ -360,14 +363,16 @@ class CogChipSource:
             clear &= valid
             for key in bands:
                 bands[key] = np.where(valid, bands[key], np.nan).astype(np.float32)
-        return _Read(day, float(clear.mean()), bands), frame
+        return _Read(day, float(clear[frame.mask(size)].mean()), bands), frame
 
 
 def _window(src: Any, frame: ChipFrame, size: int, fill: float | None) -> NDArray[Any]:
     """Band 1 over the frame in the source's CRS, resampled to ``size`` x ``size``, ``fill`` outside."""
     if src.crs.to_string() != frame.crs:
         raise ValueError(f"asset CRS {src.crs} differs from the item's first band ({frame.crs})")
-    window = from_bounds(*frame.bounds, transform=src.transform)
+    west, _, _, north = frame.bounds
+    t = src.transform
+    window = Window((west - t.c) / t.a, (north - t.f) / t.e, frame.side_m / t.a, frame.side_m / -t.e)
     return np.asarray(
         src.read(
             1,
@@ -406,6 +411,140 @@ def _item_over(scene: Scene, polygon: ChangePolygon) -> pystac.Item | None:
         footprint = shape(item.geometry) if item.geometry else box(*(item.bbox or (0, 0, 0, 0)))
         if footprint.contains(point):
             return item
+    return None
+
+
+# -- chips from Earth Engine ---------------------------------------------------------------------
+
+#: Earth Engine band names per style (Sentinel-2 SR harmonized).
+EE_STYLE_BANDS: Final[dict[Style, list[str]]] = {"true": ["B4", "B3", "B2"], "false": ["B8", "B4", "B3"]}
+
+
+class EarthEngineChipSource:
+    """Chips from Earth Engine: one ``computePixels`` JPEG per chip, for the top sites only.
+
+    Each request goes through the backend's request limiter and retry policy, like the
+    detection requests, so chips never push the project past its quota. Earth Engine
+    composes per pixel: "after" is the latest clear pixel of the current window (Cloud
+    Score+ at or above the clear threshold), "before" the greenest clear pixel (highest
+    NDVI) of the baseline window; the caption names the window rather than one day.
+    """
+
+    def __init__(self, backend: Any, *, style: Style = "true") -> None:
+        self.backend = backend
+        self.params: DetectionParams = backend.params
+        self.style = style
+
+    def site_chips(
+        self, region: Region, polygons: Sequence[ChangePolygon], run_date: date
+    ) -> list[SiteChips]:
+        windows = self.params.windows(run_date)
+        out = []
+        for polygon in polygons:
+            frame = ChipFrame.around(polygon, f"EPSG:{region.utm_epsg}")
+            before = self._chip("before", region, frame, windows.baseline, greenest=True)
+            after = self._chip("after", region, frame, windows.current, greenest=False)
+            out.append(SiteChips(polygon, before, after))
+        return out
+
+    def request(self, frame: ChipFrame, window: Any, *, greenest: bool) -> dict[str, Any]:
+        """The ``computePixels`` request (expression still an ``ee`` object) for one chip."""
+        import ee
+
+        from ccapi_monitor.detection.earthengine import (
+            CLOUD_SCORE_BAND,
+            CLOUD_SCORE_COLLECTION,
+            S2_COLLECTION,
+        )
+
+        west, south, east, north = frame.bounds
+        area = ee.Geometry.Rectangle([west, south, east, north], frame.crs, False)
+        start, end = window.start.isoformat(), window.end.isoformat()
+        s2 = ee.ImageCollection(S2_COLLECTION).filterBounds(area).filterDate(start, end)
+        scores = ee.ImageCollection(CLOUD_SCORE_COLLECTION).filterBounds(area).filterDate(start, end)
+        threshold = self.params.clear_threshold
+
+        def clear(image: Any) -> Any:
+            ndvi = image.normalizedDifference(["B8", "B4"]).rename("ndvi")
+            return image.addBands(ndvi).updateMask(image.select(CLOUD_SCORE_BAND).gte(threshold))
+
+        masked = s2.linkCollection(scores, [CLOUD_SCORE_BAND]).map(clear)
+        composite = masked.qualityMosaic("ndvi") if greenest else masked.sort("system:time_start").mosaic()
+        image = composite.visualize(
+            bands=EE_STYLE_BANDS[self.style], min=0, max=STYLE_MAX[self.style] * 10_000, gamma=1.4
+        )
+        res = frame.side_m / CHIP_PX
+        return {
+            "expression": image,
+            "fileFormat": "JPEG",
+            "grid": {
+                "dimensions": {"width": CHIP_PX, "height": CHIP_PX},
+                "affineTransform": {
+                    "scaleX": res,
+                    "shearX": 0,
+                    "translateX": west,
+                    "shearY": 0,
+                    "scaleY": -res,
+                    "translateY": north,
+                },
+                "crsCode": frame.crs,
+            },
+        }
+
+    def _chip(self, when: When, region: Region, frame: ChipFrame, window: Any, *, greenest: bool) -> Chip:
+        import ee
+
+        from ccapi_monitor.detection.ee_quota import run_with_retries
+
+        what = "greenest clear pixels" if greenest else "latest clear pixels"
+        period = f"{what}, {window.start.isoformat()} to {window.end.isoformat()}"
+        try:
+            request = self.request(frame, window, greenest=greenest)
+            data = run_with_retries(
+                lambda _: ee.data.computePixels(request),
+                limiter=self.backend.limiter,
+                policy=self.backend.retry_policy,
+                what=f"{when} chip in {region.name}",
+                priority=0.0,
+            )
+            with Image.open(io.BytesIO(data)) as decoded:
+                image = encode_with_outline(decoded, frame)
+        except (CCAPIError, ee.EEException, OSError, ValueError) as exc:
+            log.warning("chips.ee_failed", region=region.name, chip=when, error=str(exc)[:300])
+            return Chip(when, missing="Earth Engine did not return the image")
+        return Chip(when, image, period=period, style=self.style)
+
+
+def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None:
+    """The chip source that reads the same imagery as ``backend`` (``None``: no chips)."""
+    from pathlib import Path
+
+    from ccapi_monitor.detection.demo import DemoBackend
+    from ccapi_monitor.detection.earthengine import EarthEngineBackend
+    from ccapi_monitor.detection.stac import StacBackend
+
+    params: DetectionParams = backend.params
+    if isinstance(backend, DemoBackend):
+        archive = backend.archive
+
+        def demo_scenes(region: Region, run_date: date) -> Sequence[Scene]:
+            items = StacBackend(params, str(archive.items_path(region.name, run_date)))
+            return items.scenes(region, params.windows(run_date))
+
+        # Item hrefs are relative to the items files' folder (one folder for every region).
+        return CogChipSource(demo_scenes, params, style=style, href=local_href(archive.root / "items"))
+    if isinstance(backend, StacBackend):
+        stac: StacBackend = backend
+        is_file = "://" not in stac.items
+        base = Path(stac.items).resolve().parent if is_file else None
+        return CogChipSource(
+            lambda region, run_date: stac.scenes(region, params.windows(run_date)),
+            params,
+            style=style,
+            href=local_href(base),
+        )
+    if isinstance(backend, EarthEngineBackend):
+        return EarthEngineChipSource(backend, style=style)
     return None
 
 
