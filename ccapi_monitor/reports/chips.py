@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import numpy as np
@@ -41,7 +42,7 @@ from rasterio.features import rasterize
 from rasterio.warp import transform, transform_geom
 from rasterio.windows import Window
 
-from ccapi_monitor.detection.stac import BandScaling, Scene
+from ccapi_monitor.detection.stac import BandScaling, Scene, asset_href
 from ccapi_monitor.errors import CCAPIError
 from ccapi_monitor.models import ChangePolygon
 from ccapi_monitor.params import DetectionParams
@@ -229,23 +230,9 @@ def encode_with_outline(image: Image.Image, frame: ChipFrame) -> bytes:
 # -- chips from COGs ------------------------------------------------------------------------
 
 
-def local_href(base: Any = None) -> Callable[[pystac.Asset], str]:
-    """Where rasterio opens an asset: http(s) through ``/vsicurl/``, s3 through ``/vsis3/``,
-    a relative path against the items file's folder ``base``."""
-    from pathlib import Path
-    from urllib.parse import urlparse
-
-    def resolve(asset: pystac.Asset) -> str:
-        href = asset.get_absolute_href() or asset.href
-        parsed = urlparse(href)
-        if parsed.scheme in ("http", "https"):
-            return f"/vsicurl/{href}"
-        if parsed.scheme == "s3":
-            return f"/vsis3/{parsed.netloc}{parsed.path}"
-        path = Path(href)
-        return str(path if path.is_absolute() or base is None else Path(base) / path)
-
-    return resolve
+def local_href(base: Path | None = None) -> Callable[[pystac.Asset], str]:
+    """Assets opened the way the stac backend opens them (relative hrefs against ``base``)."""
+    return lambda asset: asset_href(asset, base)
 
 
 @dataclass
@@ -517,8 +504,6 @@ class EarthEngineChipSource:
 
 def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None:
     """The chip source that reads the same imagery as ``backend`` (``None``: no chips)."""
-    from pathlib import Path
-
     from ccapi_monitor.detection.demo import DemoBackend
     from ccapi_monitor.detection.earthengine import EarthEngineBackend
     from ccapi_monitor.detection.stac import StacBackend

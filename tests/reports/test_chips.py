@@ -7,7 +7,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -239,11 +239,12 @@ def test_only_new_sites_largest_first():
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeEarthEngine]:
-    server = FakeEarthEngine().start()
-    yield server
-    server.stop()
-    ee.Reset()
+def fake(request: pytest.FixtureRequest) -> FakeEarthEngine:
+    """The fake server for one test; the ``ee`` module is reset after it stops."""
+    request.addfinalizer(ee.Reset)
+    server = FakeEarthEngine()
+    request.addfinalizer(server.stop)
+    return server.start()
 
 
 def ee_backend(fake: FakeEarthEngine) -> EarthEngineBackend:
