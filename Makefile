@@ -63,7 +63,7 @@ bench: venv
 
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
-	$(BIN)/python -m ccapi_monitor.docsgen docs/configuration.md
+	$(BIN)/python -m tools.docsgen docs/configuration.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache

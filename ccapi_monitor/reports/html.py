@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any, Final
 
-from ccapi_monitor.models import InfrastructureResult, RegionResult, RunSummary
+from ccapi_monitor.models import InfrastructureResult, PreviousRunInfo, RegionResult, RunSummary
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.maps import (
     CHANGE_COLOURS,
@@ -115,62 +115,31 @@ def _rank_order(regions: Iterable[RegionResult]) -> list[RegionResult]:
     return sorted(regions, key=key)
 
 
-def _hectares(summary: RunSummary) -> tuple[dict[str, float], dict[str, float], str]:
-    """Total and new hectares per class, overlapping regions counted once where the run says so."""
-    totals = summary.totals or {}
-    total, new = totals.get("union_area_ha"), totals.get("union_new_area_ha")
-    if isinstance(total, dict) and isinstance(new, dict):
-        return (
-            {c: float(total.get(c) or 0.0) for c in CLASSES},
-            {c: float(new.get(c) or 0.0) for c in CLASSES},
-            "where regions overlap, land is counted once",
-        )
-    summed_total = dict.fromkeys(CLASSES, 0.0)
-    summed_new = dict.fromkeys(CLASSES, 0.0)
-    for r in summary.regions:
-        for c in CLASSES:
-            summed_total[c] += (r.area_ha or {}).get(c, 0.0)
-            summed_new[c] += (r.new_area_ha or {}).get(c, 0.0)
-    return summed_total, summed_new, "summed over regions; where regions overlap, land is counted twice"
-
-
 def _card(key: str, value: str, note: str = "") -> str:
     extra = f'<div class="n">{_e(note)}</div>' if note else ""
     return f'<div class="card"><div class="k">{_e(key)}</div><div class="v">{_e(value)}</div>{extra}</div>'
 
 
-def _window_text(window: Any) -> str:
-    if isinstance(window, Mapping) and "start" in window and "end" in window:
-        return f"{window['start']} to {window['end']} (end exclusive)"
-    return str(window)
-
-
-def _previous_note(previous: Mapping[str, Any] | None) -> str:
-    if not previous or not previous.get("run_id"):
-        note = (previous or {}).get("note") or "first run, or the previous run is missing"
+def _previous_note(previous: PreviousRunInfo) -> str:
+    if previous.run_id is None:
+        note = previous.note or "first run, or the previous run is missing"
         return (
             f'<p class="note warn" id="previous-run">No previous run to compare with ({_e(note)}): '
             "every change polygon counts as new this week.</p>"
         )
+    run_date = previous.run_date.isoformat() if previous.run_date else "?"
     return (
         f'<p class="note" id="previous-run">Compared with the previous run '
-        f"{_e(previous['run_id'])} of {_e(previous.get('run_date', '?'))}: a polygon that overlaps "
+        f"{_e(previous.run_id)} of {_e(run_date)}: a polygon that overlaps "
         "one of the same class in that run is persisting, any other is new.</p>"
     )
 
 
-def _compared(previous: Mapping[str, Any] | None, region: str) -> bool:
-    """Whether week over week had last week's result for ``region`` (see PreviousRun.compared)."""
-    if not previous or not previous.get("run_id"):
-        return False
-    listed = previous.get("regions_compared")
-    return listed is None or region in listed
-
-
-def _headline(summary: RunSummary, previous: Mapping[str, Any] | None) -> str:
+def _headline(summary: RunSummary, previous: PreviousRunInfo) -> str:
     counts = summary.counts()
-    total, new, ha_note = _hectares(summary)
-    source = str(summary.imagery.get("source", "unknown"))
+    totals = summary.totals
+    total, new = totals.union_area_ha, totals.union_new_area_ha
+    source = summary.imagery.source
     cards = [
         _card("Run date", summary.run_date.isoformat()),
         _card("Status", summary.status, f"exit code {summary.exit_code}"),
@@ -180,22 +149,30 @@ def _headline(summary: RunSummary, previous: Mapping[str, Any] | None) -> str:
             f"{counts['failed']} failed, {counts['insufficient']} insufficient observations",
         ),
         *(
-            _card(f"{_class_title(c)}, new", f"{_num(new[c])} ha", f"{_num(total[c])} ha detected in total")
+            _card(
+                f"{_class_title(c)}, new",
+                f"{_num(new.get(c, 0.0))} ha",
+                f"{_num(total.get(c, 0.0))} ha detected in total",
+            )
             for c in CLASSES
         ),
         _card("Imagery", source, "synthetic demo archive" if source == "demo" else ""),
         _card("Environment", summary.environment, f"run took {summary.duration_s:,.0f} s"),
     ]
     windows = "".join(
-        f"<li>{_e(name)}: {_e(_window_text(window))}</li>" for name, window in summary.windows.items()
+        f"<li>{_e(name)}: {_e(window.start.isoformat())} to {_e(window.end.isoformat())} (end exclusive)</li>"
+        for name, window in (
+            ("current", summary.windows.current),
+            ("persistence", summary.windows.persistence),
+            ("baseline", summary.windows.baseline),
+        )
     )
     parts = [
         f'<div class="cards" id="headline">{"".join(cards)}</div>',
-        f'<p class="sub">Hectares: {_e(ha_note)}.</p>',
+        '<p class="sub">Hectares: where regions overlap, land is counted once.</p>',
+        _previous_note(previous),
+        f'<p class="sub">Date windows:</p><ul class="sub">{windows}</ul>',
     ]
-    parts.append(_previous_note(previous))
-    if windows:
-        parts.append(f'<p class="sub">Date windows:</p><ul class="sub">{windows}</ul>')
     return "\n".join(parts)
 
 
@@ -356,20 +333,20 @@ def _region_section(
 def render_html(
     summary: RunSummary,
     *,
-    previous_run: Mapping[str, Any] | None = None,
+    previous_run: PreviousRunInfo | None = None,
     region_geometries: Mapping[str, Mapping[str, Any]] | None = None,
     chips: Mapping[str, Mapping[str, bytes]] | None = None,
 ) -> str:
     """The complete report.html for one run.
 
     ``previous_run`` describes the run compared against (default ``summary.previous_run``;
-    ``None`` or no ``run_id``: the page says there was none). ``region_geometries`` maps
+    no ``run_id``: the page says there was none). ``region_geometries`` maps
     region name to its GeoJSON outline for the maps; ``chips`` maps region name to
     before/after false-colour PNGs where the imagery backend provides them.
     """
     previous = previous_run if previous_run is not None else summary.previous_run
     geometries = region_geometries or {}
-    source = str(summary.imagery.get("source", "unknown"))
+    source = summary.imagery.source
     demo = source == "demo"
     ranked = _rank_order(summary.regions)
     ranks = {r.name: i for i, r in enumerate(ranked, start=1)}
@@ -403,7 +380,7 @@ def render_html(
             geometries.get(r.name),
             (chips or {}).get(r.name),
             demo,
-            _compared(previous, r.name),
+            previous.compared(r.name),
         )
         for r in ranked
     )
