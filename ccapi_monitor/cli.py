@@ -1,4 +1,4 @@
-"""Command line: ``ccapi-monitor run | preflight | regions`` (docs/design/cli.md).
+"""Command line: ``ccapi-monitor run | preflight | assemble | regions | grid`` (docs/design/cli.md).
 
 The flags of ``run`` and ``preflight`` are generated from :class:`~ccapi_monitor.settings.Settings`
 (one flag per settable field, named after it); precedence and validation live in
@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from ccapi_monitor import __version__
 from ccapi_monitor.errors import CCAPIError, ExitCode
+from ccapi_monitor.grid_regions import DEFAULT_MIN_LAND_FRACTION
 from ccapi_monitor.logs import configure_logging
 from ccapi_monitor.regions import load_regions
 from ccapi_monitor.settings import (
@@ -132,6 +133,50 @@ def preflight(ctx: click.Context, **options: Any) -> None:
 
     configure_logging()
     sys.exit(int(preflight_job(lambda: settings_from_cli(ctx, options))))
+
+
+@main.command()
+@settings_options("assemble")
+@click.pass_context
+def assemble(ctx: click.Context, **options: Any) -> None:
+    """Fan-out: publish the run the shards of --run-id computed (missing regions: failed)."""
+    from ccapi_monitor.job import assemble_job
+
+    configure_logging()
+    sys.exit(int(assemble_job(lambda: settings_from_cli(ctx, options))))
+
+
+@main.command()
+@click.option("--cell-km", type=float, default=20.0, show_default=True, help="Edge of a square cell in km.")
+@click.option(
+    "--min-land-fraction",
+    type=float,
+    default=DEFAULT_MIN_LAND_FRACTION,
+    show_default=True,
+    help="Keep a cell when at least this share of it is land (Natural Earth 1:10m).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the regions file here instead of printing it.",
+)
+def grid(cell_km: float, min_land_fraction: float, output: Path | None) -> None:
+    """Write a regions file of square cells covering Java's land (docs/scaling.md)."""
+    from ccapi_monitor.grid_regions import GridSpec, grid_collection
+
+    try:
+        document = grid_collection(GridSpec(cell_km=cell_km, min_land_fraction=min_land_fraction))
+    except CCAPIError as exc:
+        fail(str(exc), exc.exit_code)
+    text = json.dumps(document, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}", ExitCode.INVALID_INPUT)
+    click.echo(f"{len(document['features'])} cells of {cell_km:g} km written to {output}", err=True)
 
 
 @main.command("regions")

@@ -11,7 +11,6 @@ summaries, since Step Functions payloads are capped at 256 KiB. See docs/scaling
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -23,8 +22,10 @@ from pydantic import BaseModel, Field
 
 from ccapi_monitor.detection.ee_quota import PROJECT_QUOTA
 from ccapi_monitor.errors import InvalidInputError
-from ccapi_monitor.models import RegionResult, RunSummary
+from ccapi_monitor.models import ImageryCorrection, ImageryInfo, PreviousRunInfo, RegionResult, RunSummary
+from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.regions import Region
+from ccapi_monitor.runner import region_identity
 from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
@@ -117,10 +118,10 @@ class ShardRecord(BaseModel):
     failed_regions: list[str] = Field(default_factory=list)
     started_at: datetime
     finished_at: datetime
-    imagery: dict[str, Any] = Field(default_factory=dict)
-    windows: dict[str, Any] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    previous_run: dict[str, Any] | None = None
+    imagery: ImageryInfo
+    windows: Windows
+    parameters: DetectionParams
+    previous_run: PreviousRunInfo
 
 
 class FanOutStore:
@@ -168,12 +169,7 @@ class FanOutStore:
 def missing_result(region: Region, run_id: str) -> RegionResult:
     """A region no shard reported: failed, with no figures (never a silent zero)."""
     return RegionResult(
-        name=region.name,
-        province=region.province,
-        focus=region.focus,
-        priority=region.priority,
-        tier=region.tier,
-        area_km2=round(region.area_km2, 3),
+        **region_identity(region),
         status="failed",
         error=f"no result from its shard in fan-out run {run_id} (the shard failed, timed out or never ran)",
     )
@@ -197,22 +193,15 @@ def collect_results(
     return results, missing
 
 
-def merged_imagery(records: list[ShardRecord]) -> dict[str, Any]:
-    """The first shard's imagery description, with every shard's item corrections (deduplicated)."""
+def merged_imagery(records: list[ShardRecord]) -> ImageryInfo | None:
+    """The first shard's imagery description with every shard's item corrections, once each."""
     if not records:
-        return {}
-    imagery = dict(records[0].imagery)
-    corrections: list[Any] = []
-    seen: set[str] = set()
+        return None
+    corrections: dict[str, ImageryCorrection] = {}
     for record in records:
-        for item in record.imagery.get("corrections") or []:
-            key = json.dumps(item, sort_keys=True, default=str)
-            if key not in seen:
-                seen.add(key)
-                corrections.append(item)
-    if "corrections" in imagery:
-        imagery["corrections"] = corrections
-    return imagery
+        for correction in record.imagery.corrections:
+            corrections.setdefault(correction.model_dump_json(), correction)
+    return records[0].imagery.model_copy(update={"corrections": list(corrections.values())})
 
 
 def fan_out_duration_s(records: list[ShardRecord], assembled_at: datetime | None = None) -> float | None:

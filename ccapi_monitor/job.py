@@ -7,12 +7,14 @@ callback and the exit code. Everything it calls is testable on its own.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -24,15 +26,25 @@ from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
 from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.fanout import (
+    FanOutStore,
+    Shard,
+    collect_results,
+    fan_out_duration_s,
+    merged_imagery,
+    plan_shards,
+    record_shard,
+    shard_payload,
+)
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
-from ccapi_monitor.models import ImageryInfo, RunSummary
+from ccapi_monitor.models import NO_PREVIOUS_RUN_NOTE, ImageryInfo, PreviousRunInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.reports.html import render_html
 from ccapi_monitor.reports.json_report import publish_reports
-from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
+from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, build_summary, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import Store
@@ -159,8 +171,15 @@ def _hard_exit_if_threads_linger(code: ExitCode) -> None:
 
 
 def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback) -> RunSummary | None:
-    """Plan, confirm, run and publish; ``None`` when the person at the prompt declined."""
+    """Plan, confirm, run and publish; ``None`` when the person at the prompt declined.
+
+    A shard (``--shard K/N``) runs its share of the selection and writes the results to the
+    cache store instead of publishing (docs/scaling.md).
+    """
     regions = _select(settings)
+    shard = Shard.parse(settings.shard) if settings.shard else None
+    if shard is not None:
+        regions = shard.select(regions)
     backend = create_backend(settings)
     params = backend.params
     imagery = ImageryInfo.model_validate(backend.describe(settings.run_date))
@@ -171,6 +190,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
     if not _confirm(settings, plan):
         click.echo("nothing run: the plan was not confirmed", err=True)
         return None
+    started_at = datetime.now(UTC)
     reports, cache = _stores(settings)
     infrastructure = _infrastructure(settings, cache)
     prices = load_land_prices(settings.land_prices)
@@ -185,7 +205,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         previous=load_previous_run(reports, before=settings.run_date),
         imagery_info=imagery,
     )
-    run_id = new_run_id()
+    run_id = settings.run_id or new_run_id()
     tracer = Tracer(settings.xray)
     set_tracer(tracer)
     with tracer.run(run_id):
@@ -194,15 +214,66 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         ).run()
         if aborts.check() is not None:
             raise AbortedError(f"interrupted: {aborts.reason}", exit_code=aborts.code or ExitCode.SIGTERM)
-        html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-        uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+        if shard is not None:
+            record_shard(FanOutStore(cache, settings.run_date, run_id), shard, summary, started_at)
+            return summary
+        return _publish(settings, summary, regions, reports)
+
+
+def _publish(settings: Settings, summary: RunSummary, regions: list[Region], reports: Store) -> RunSummary:
+    """Reports (``latest.json`` last), then the worker metrics: a single run's or assemble's."""
+    html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
+    uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
     return summary
 
 
-def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
-    """The whole ``ccapi-monitor run``; returns the exit code (ARCHITECTURE.md, "Exit codes")."""
+def _assemble(settings: Settings, aborts: AbortController, callback: TaskCallback) -> RunSummary:
+    """Fan-out's last step: every region's result from the store (missing: failed), then publish."""
+    if not settings.run_id:
+        raise InvalidInputError("assemble needs --run-id (or CCAPI_RUN_ID): the id the shards ran with")
+    regions = _select(settings)
+    backend = create_backend(settings)
+    reports, cache = _stores(settings)
+    store = FanOutStore(cache, settings.run_date, settings.run_id)
+    records = store.shard_records()
+    results, _missing = collect_results(regions, store, settings.run_id)
+    first = records[0] if records else None
+    if first is not None:
+        windows, params, previous_run = first.windows, first.parameters, first.previous_run
+    else:  # no shard finished: the run fails, and its report still says what was asked for
+        params = backend.params
+        windows = params.windows(settings.run_date)
+        previous = load_previous_run(reports, before=settings.run_date)
+        previous_run = previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE)
+    imagery = merged_imagery(records) or ImageryInfo.model_validate(backend.describe(settings.run_date))
+    summary = build_summary(
+        settings,
+        regions,
+        results,
+        run_id=settings.run_id,
+        duration_s=fan_out_duration_s(records) or 0.0,
+        imagery=imagery,
+        windows=windows,
+        params=params,
+        previous_run=previous_run,
+    )
+    structlog.contextvars.bind_contextvars(run_id=settings.run_id)
+    tracer = Tracer(settings.xray)
+    set_tracer(tracer)
+    with tracer.run(settings.run_id):
+        return _publish(settings, summary, regions, reports)
+
+
+Execute = Callable[[Settings, AbortController, TaskCallback], RunSummary | None]
+
+
+def run_job(
+    settings_factory: SettingsFactory, *, callback: TaskCallback | None = None, execute: Execute = _execute
+) -> ExitCode:
+    """The whole ``ccapi-monitor run`` (or, with ``execute=_assemble``, ``assemble``); returns the
+    exit code (docs/design/cli.md, "Exit codes")."""
     callback = callback or TaskCallback.from_env()
     callback.start()  # heartbeats from the first second, before anything can fail
     aborts = AbortController()
@@ -215,12 +286,18 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
                 settings = settings_factory()
                 _register_settings_secrets(settings)
                 callback.use_heartbeat_seconds(settings.heartbeat_seconds)
-                summary = _execute(settings, aborts, callback)
+                summary = execute(settings, aborts, callback)
                 if summary is None:
                     return ExitCode.OK
                 code = ExitCode(summary.exit_code)
+                if settings.shard and execute is _execute:
+                    # A shard's summary is small whatever its size; stdout carries it for people.
+                    payload = shard_payload(Shard.parse(settings.shard), summary)
+                    click.echo(json.dumps(payload))
+                else:
+                    payload = success_payload(summary)
                 if code in (ExitCode.OK, ExitCode.PARTIAL):
-                    callback.succeed(success_payload(summary))
+                    callback.succeed(payload)
                 else:
                     message = "no region succeeded"
                     _report_error(code, message)
@@ -246,6 +323,12 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
         callback.stop()
 
 
+def assemble_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
+    """``ccapi-monitor assemble``: the same process-level handling as a run (heartbeats,
+    signals, callback, exit code), around :func:`_assemble`."""
+    return run_job(settings_factory, callback=callback, execute=_assemble)
+
+
 def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
     """``ccapi-monitor preflight``: one line per failed check; exit 0 or 4 (3 for bad input)."""
     from ccapi_monitor.preflight import run_preflight
@@ -256,7 +339,7 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
         settings = settings_factory()
         _register_settings_secrets(settings)
         callback.use_heartbeat_seconds(settings.heartbeat_seconds)
-        _select(settings)
+        regions = _select(settings)
         _, cache = _stores(settings)
         backend = create_backend(settings)
         infrastructure = _infrastructure(settings, cache)
@@ -277,9 +360,23 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
         )
         callback.stop()
         return ExitCode.PREFLIGHT_FAILED
-    click.echo("preflight: all checks passed")
-    callback.succeed(
-        {"status": "succeeded", "exit_code": 0, "preflight": "ok", "run_date": settings.run_date.isoformat()}
-    )
+    click.echo("preflight: all checks passed", err=settings.plan_shards)
+    result: dict[str, Any] = {
+        "status": "succeeded",
+        "exit_code": 0,
+        "preflight": "ok",
+        "run_date": settings.run_date.isoformat(),
+    }
+    if settings.plan_shards:  # fan-out: the Map's items (docs/scaling.md)
+        result["plan"] = plan_shards(
+            regions,
+            shard_size=settings.shard_size,
+            run_id=settings.run_id or new_run_id(),
+            run_date=settings.run_date,
+            imagery=settings.imagery,
+            ee_max_concurrency=settings.ee_max_concurrency,
+        )
+        click.echo(json.dumps(result["plan"]))
+    callback.succeed(result)
     callback.stop()
     return ExitCode.OK

@@ -47,7 +47,7 @@ from ccapi_monitor.models import (
     RunSummary,
     Totals,
 )
-from ccapi_monitor.params import CLASSES, DetectionParams
+from ccapi_monitor.params import CLASSES, DetectionParams, Windows
 from ccapi_monitor.regions import Region
 from ccapi_monitor.scoring import LandPrice, score_region
 from ccapi_monitor.settings import Settings
@@ -89,6 +89,18 @@ class RunDependencies:
     params: DetectionParams
     imagery_info: ImageryInfo
     previous: PreviousRun | None = None
+
+
+def region_identity(region: Region) -> dict[str, Any]:
+    """The fields every RegionResult of ``region`` starts from, whatever happened to it."""
+    return {
+        "name": region.name,
+        "province": region.province,
+        "focus": region.focus,
+        "priority": region.priority,
+        "tier": region.tier,
+        "area_km2": round(region.area_km2, 3),
+    }
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -202,16 +214,6 @@ class Runner:
 
     # -- one region ----------------------------------------------------------------------------------
 
-    def _base(self, region: Region) -> dict[str, Any]:
-        return {
-            "name": region.name,
-            "province": region.province,
-            "focus": region.focus,
-            "priority": region.priority,
-            "tier": region.tier,
-            "area_km2": round(region.area_km2, 3),
-        }
-
     def _infrastructure(self, region: Region) -> InfrastructureResult:
         source = self.deps.infrastructure
         try:
@@ -264,7 +266,7 @@ class Runner:
         infrastructure = self._infrastructure(region)
         score = self._score(region, new_area, infrastructure)
         result = RegionResult(
-            **self._base(region),
+            **region_identity(region),
             status=detection.status,
             observed_fraction=round(detection.observed_fraction, 4),
             area_ha=detection.area_ha,
@@ -286,7 +288,7 @@ class Runner:
     def _failed(self, region: Region, error: BaseException) -> RegionResult:
         message = str(error) or type(error).__name__
         log.error("region_failed", region=region.name, error=message, error_type=type(error).__name__)
-        return RegionResult(**self._base(region), status="failed", error=message)
+        return RegionResult(**region_identity(region), status="failed", error=message)
 
     # -- the run -------------------------------------------------------------------------------------
 
@@ -361,20 +363,45 @@ class Runner:
         log.info("run_started", regions=len(self.regions), run_date=self.settings.run_date.isoformat())
         self.deps.backend.prepare(self.regions, self.settings.run_date)
         results = self.run_regions()
-        code, status = exit_code_for(results)
-        geometries = {r.name: r.geometry for r in self.regions}
         previous = self.deps.previous
-        return RunSummary(
+        return build_summary(
+            self.settings,
+            self.regions,
+            results,
             run_id=self.run_id,
-            run_date=self.settings.run_date,
-            status=status,
-            exit_code=int(code),
-            environment=self.settings.environment,
-            duration_s=round(time.monotonic() - started, 3),
-            regions=results,
-            totals=aggregate(results, geometries),
+            duration_s=time.monotonic() - started,
             imagery=self.deps.imagery_info,
             windows=self.windows,
-            parameters=self.deps.params,
-            previous_run=(previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE)),
+            params=self.deps.params,
+            previous_run=previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE),
         )
+
+
+def build_summary(
+    settings: Settings,
+    regions: list[Region],
+    results: list[RegionResult],
+    *,
+    run_id: str,
+    duration_s: float,
+    imagery: ImageryInfo,
+    windows: Windows,
+    params: DetectionParams,
+    previous_run: PreviousRunInfo,
+) -> RunSummary:
+    """The run's summary from its region results: one place for single runs and fan-out's assemble."""
+    code, status = exit_code_for(results)
+    return RunSummary(
+        run_id=run_id,
+        run_date=settings.run_date,
+        status=status,
+        exit_code=int(code),
+        environment=settings.environment,
+        duration_s=round(duration_s, 3),
+        regions=results,
+        totals=aggregate(results, {r.name: r.geometry for r in regions}),
+        imagery=imagery,
+        windows=windows,
+        parameters=params,
+        previous_run=previous_run,
+    )

@@ -55,7 +55,9 @@ MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
 
 log = logging.getLogger(__name__)
 
-RUN_AND_PREFLIGHT = ("run", "preflight")
+#: The commands that take a setting unless its Source says otherwise. ``assemble`` resolves the
+#: same selection, stores and imagery as the shards it assembles (docs/scaling.md).
+RUN_AND_PREFLIGHT = ("run", "preflight", "assemble")
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,23 @@ class Settings(BaseModel):
         None, description="CSV/JSON overriding the benchmark land price per market tier."
     )
     detection: DetectionParams = Field(default_factory=DetectionParams)
+    # Fan-out (docs/scaling.md)
+    shard: Annotated[str | None, Source(env="CCAPI_SHARD", commands=("run",))] = Field(
+        None,
+        description="Fan-out: compute shard K/N of the selected regions into the cache store; "
+        "publishes nothing (needs --run-id).",
+    )
+    run_id: Annotated[str | None, Source(env="CCAPI_RUN_ID", commands=("run", "preflight", "assemble"))] = (
+        Field(
+            None, description="The run's id instead of a new one; fan-out: shared by the shards and assemble."
+        )
+    )
+    shard_size: Annotated[int, Source(env="CCAPI_SHARD_SIZE", commands=("preflight",))] = Field(
+        25, ge=1, le=1000, description="Fan-out: regions per shard in the plan of --plan-shards."
+    )
+    plan_shards: Annotated[bool, Source(commands=("preflight",))] = Field(
+        False, description="Fan-out: also print and return the plan (run id, shards, the Map's concurrency)."
+    )
 
     # -- textual forms -------------------------------------------------------------------------
 
@@ -215,6 +234,20 @@ class Settings(BaseModel):
         if value > datetime.now(UTC).date() + timedelta(days=1):
             raise ValueError(f"{value} is in the future: no imagery exists for it yet")
         return value
+
+    @field_validator("shard")
+    @classmethod
+    def _parse_shard(cls, value: str | None) -> str | None:
+        from ccapi_monitor.fanout import Shard  # fanout reads the models, which read these settings' types
+
+        return None if value is None else Shard.parse(value).label
+
+    @field_validator("run_id")
+    @classmethod
+    def _check_run_id(cls, value: str | None) -> str | None:
+        from ccapi_monitor.fanout import validate_run_id
+
+        return None if value is None else validate_run_id(value)
 
     @field_validator("regions", "overpass_endpoints", mode="before")
     @classmethod
@@ -267,6 +300,7 @@ class Settings(BaseModel):
 REQUIRES: tuple[tuple[str, object, str], ...] = (
     ("imagery", "stac", "stac_items"),
     ("infrastructure", "pbf", "osm_pbf"),
+    ("shard", None, "run_id"),
 )
 #: Pairs of settings that may not both be given.
 EXCLUSIVE: tuple[tuple[str, str], ...] = (("regions", "regions_count"),)

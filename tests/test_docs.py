@@ -120,8 +120,8 @@ def test_generator_renders_types_defaults_sources_and_nested_models() -> None:
     assert "| `--fast` / `--slow` | — | off |" in text
     assert "--token" not in text  # hidden flag, but its variable is listed
     assert "| `X_TOKEN` | `tool go` | (environment only) | never shown as a flag |" in text
-    assert "| `X_SECRET` | run, preflight | (environment only) | Settings `secret`. |" in text
-    assert "| `X_COUNT` | run, preflight | `--count` | Settings `count`. How many. |" in text
+    assert "| `X_SECRET` | run, preflight, assemble | (environment only) | Settings `secret`. |" in text
+    assert "| `X_COUNT` | run, preflight, assemble | `--count` | Settings `count`. How many. |" in text
     # The model section says what sets each field, nothing is guessed from names.
     assert "| `count` | integer | `4` | ≥ 1 | `--count` `X_COUNT` | How many. |" in text
     assert "| `limit_s` | number | `30.0` | — | — | Seconds. |" in text

@@ -20,6 +20,8 @@ from ccapi_monitor.fanout import (
     plan_shards,
     validate_run_id,
 )
+from ccapi_monitor.models import ImageryCorrection, ImageryInfo, PreviousRunInfo
+from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, box
 from ccapi_monitor.storage import LocalStore
 
@@ -98,21 +100,26 @@ def test_results_round_trip_and_missing_regions_fail(tmp_path: Path) -> None:
 def test_shard_records_sorted_and_imagery_merged(tmp_path: Path) -> None:
     store = FanOutStore(LocalStore(tmp_path), RUN_DATE, "w48")
     start = datetime(2026, 11, 23, 6, tzinfo=UTC)
-    correction = {"item_id": "S2A_1", "reason": "offset", "declared_offset": 0, "applied_offset": -1000}
-    for k, corrections in ((10, [correction]), (2, [correction, {**correction, "item_id": "S2B_2"}])):
+    fix = ImageryCorrection(item_id="S2A_1", reason="offset", declared_offset=0, applied_offset=-1000)
+    params = DetectionParams()
+    for k, corrections in ((10, [fix]), (2, [fix, fix.model_copy(update={"item_id": "S2B_2"})])):
         store.write_shard(
             ShardRecord(
                 shard=f"{k}/10",
                 regions=[f"r{k}"],
                 started_at=start + timedelta(seconds=k),
                 finished_at=start + timedelta(seconds=100),
-                imagery={"source": "stac", "corrections": corrections},
+                imagery=ImageryInfo(source="stac", corrections=corrections),
+                windows=params.windows(RUN_DATE),
+                parameters=params,
+                previous_run=PreviousRunInfo(note="none"),
             )
         )
     records = store.shard_records()
     assert [r.shard for r in records] == ["2/10", "10/10"]
     imagery = merged_imagery(records)
-    assert [c["item_id"] for c in imagery["corrections"]] == ["S2A_1", "S2B_2"]
+    assert imagery is not None
+    assert [c.item_id for c in imagery.corrections] == ["S2A_1", "S2B_2"]
     assert fan_out_duration_s(records, start + timedelta(seconds=302)) == 300.0
-    assert merged_imagery([]) == {}
+    assert merged_imagery([]) is None
     assert fan_out_duration_s([]) is None

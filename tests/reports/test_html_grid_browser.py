@@ -16,12 +16,14 @@ from shapely.geometry import mapping
 
 from ccapi_monitor.fanout import missing_result
 from ccapi_monitor.grid_regions import GridSpec, grid_regions
-from ccapi_monitor.models import ChangePolygon, RegionResult, RunSummary
-from ccapi_monitor.runner import aggregate, exit_code_for
+from ccapi_monitor.models import ChangePolygon, ImageryInfo, PreviousRunInfo, RegionResult, RunSummary
+from ccapi_monitor.params import DetectionParams
+from ccapi_monitor.runner import build_summary
 from ccapi_monitor.scoring import load_land_prices, score_region
+from ccapi_monitor.settings import Settings
 from tests.reports.test_html_browser import ARTIFACTS, Chromium, browser, problems  # noqa: F401  (fixture)
 
-RUN_DATE_ISO = "2026-11-23"
+RUN_DATE = date(2026, 11, 23)
 
 
 def _grid_summary() -> tuple[RunSummary, dict[str, dict[str, Any]]]:
@@ -73,20 +75,18 @@ def _grid_summary() -> tuple[RunSummary, dict[str, dict[str, Any]]]:
                 }
             )
         )
-    code, status = exit_code_for(results)
     geometries = {r.name: r.geometry for r in regions}
-    summary = RunSummary(
+    params = DetectionParams()
+    summary = build_summary(
+        Settings(run_date=RUN_DATE, environment="test"),
+        regions,
+        results,
         run_id="20261123T060000Z-grid01",
-        run_date=date.fromisoformat(RUN_DATE_ISO),
-        status=status,
-        exit_code=int(code),
-        environment="test",
         duration_s=640.0,
-        regions=results,
-        totals=aggregate(results, geometries),
-        imagery={"source": "demo"},
-        windows={"current": {"start": "2026-10-24", "end": RUN_DATE_ISO}},
-        parameters={},
+        imagery=ImageryInfo(source="demo"),
+        windows=params.windows(RUN_DATE),
+        params=params,
+        previous_run=PreviousRunInfo(note="first run"),
     )
     return summary, {name: mapping(geometry) for name, geometry in geometries.items()}
 
