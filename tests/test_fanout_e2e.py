@@ -7,6 +7,8 @@ Real subprocesses, as the Map runs them: each shard and the assemble step is its
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,19 @@ def _assemble_args(out: Path, cache: Path, run_id: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m ccapi_monitor ARGS`` (assemble has no entry script of its own)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ccapi_monitor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 def _stable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
@@ -72,7 +87,7 @@ def _cache(archive: Path, path: Path) -> Path:
 
 def _run_shards(out: Path, cache: Path, run_id: str, env: dict[str, str], which: range) -> None:
     for k in which:
-        proc = run_worker(["run", *_args(out, cache, "--shard", f"{k}/{SHARDS}", "--run-id", run_id)], env)
+        proc = run_worker([*_args(out, cache, "--shard", f"{k}/{SHARDS}", "--run-id", run_id)], env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
         assert summary["shard"] == f"{k}/{SHARDS}"
@@ -84,12 +99,12 @@ def test_shards_plus_assemble_equal_single_mode_and_rerun_is_idempotent(
     tmp_path: Path, archive: Path, worker_env: dict[str, str]
 ) -> None:
     single_out = tmp_path / "single" / "reports"
-    proc = run_worker(["run", *_args(single_out, _cache(archive, tmp_path / "single" / "cache"))], worker_env)
+    proc = run_worker([*_args(single_out, _cache(archive, tmp_path / "single" / "cache"))], worker_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     out, cache = tmp_path / "fan" / "reports", _cache(archive, tmp_path / "fan" / "cache")
     _run_shards(out, cache, "fan-equal", worker_env, range(1, SHARDS + 1))
-    proc = run_worker(_assemble_args(out, cache, "fan-equal"), worker_env)
+    proc = _cli(_assemble_args(out, cache, "fan-equal"), worker_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '"event": "run_metrics"' in proc.stderr  # assemble publishes the metrics
 
@@ -101,7 +116,7 @@ def test_shards_plus_assemble_equal_single_mode_and_rerun_is_idempotent(
     assert [r["name"] for r in report["regions"]] == [r["name"] for r in single_report["regions"]]
 
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    again = run_worker(_assemble_args(out, cache, "fan-equal"), worker_env)
+    again = _cli(_assemble_args(out, cache, "fan-equal"), worker_env)
     assert again.returncode == 0, again.stderr[-3000:]
     latest_again, report_again, changes_again = _published(out)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == files
@@ -115,7 +130,7 @@ def test_missing_shard_reports_its_regions_failed_never_zero(
 ) -> None:
     out, cache = tmp_path / "reports", _cache(archive, tmp_path / "cache")
     _run_shards(out, cache, "fan-missing", worker_env, range(1, SHARDS))  # shard 3 never reports
-    proc = run_worker(_assemble_args(out, cache, "fan-missing"), worker_env)
+    proc = _cli(_assemble_args(out, cache, "fan-missing"), worker_env)
     assert proc.returncode == 2, proc.stderr[-3000:]
     _, report, changes = _published(out)
     selected = select_regions(load_regions(), (), COUNT)
