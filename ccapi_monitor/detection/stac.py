@@ -234,9 +234,12 @@ class Scene:
     items: tuple[pystac.Item, ...]
 
 
-def _href(asset: pystac.Asset, base: Path | None) -> str:
-    # An absolute href (URL or local path) is used as written: pystac would resolve even an
-    # absolute local path against the item's self link (an s3:// URL on real Earth Search items).
+def asset_href(asset: pystac.Asset, base: Path | None) -> str:
+    """Where GDAL opens an asset: http(s) via /vsicurl/, s3 via /vsis3/, a relative path against ``base``.
+
+    An absolute href (URL or local path) is used as written: pystac would resolve even an
+    absolute local path against the item's self link (an s3:// URL on real Earth Search items).
+    """
     href = asset.href
     if not urlparse(href).scheme and not Path(href).is_absolute():
         href = asset.get_absolute_href() or href
@@ -339,7 +342,9 @@ class SceneReader:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is missing")
         nodata = BandScaling.of(asset).nodata
         try:
-            return read_on_grid(_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0)
+            return read_on_grid(
+                asset_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0
+            )
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is unreadable: {exc}") from None
 

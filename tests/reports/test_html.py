@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from PIL import Image
 from shapely.geometry import box, mapping
 
@@ -22,7 +23,8 @@ from ccapi_monitor.models import (
 )
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.regions import load_regions
-from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.reports.chips import Chip, SiteChips, top_sites
+from ccapi_monitor.reports.html import rank_order, render_html
 from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
 
 RUN_DATE = date(2026, 11, 23)
@@ -177,7 +179,7 @@ def test_every_region_has_a_row_and_a_section(built):
 def test_rows_are_ranked_by_score_then_unscored(built):
     summary, _, page = built
     by_name = {r.name: r for r in summary.regions}
-    order = re.findall(r"<tr class='[a-z_]+' data-region='([a-z0-9_]+)'>", page)
+    order = re.findall(r'<tr class="[a-z_]+" data-region="([a-z0-9_]+)">', page)
     values = [by_name[n].score.value if by_name[n].score else None for n in order]
     scored = [v for v in values if v is not None]
     assert scored == sorted(scored, reverse=True)
@@ -273,7 +275,7 @@ def test_rationale_and_infrastructure_shown(built):
     summary, _, page = built
     for r in summary.regions:
         assert r.score is not None
-        assert r.score.rationale.replace("'", "&#x27;") in page
+        assert str(escape(r.score.rationale)) in page
 
 
 def test_previous_run_stated_or_missing():
@@ -313,7 +315,7 @@ def test_all_text_is_escaped():
     page = render_html(summary)
     assert "<script" not in page
     assert "<img src=x>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
 
 
 def test_page_renders_without_geometries():
@@ -325,15 +327,50 @@ def test_page_renders_without_geometries():
     assert "No outline or polygons to map." in page
 
 
-def test_chips_are_embedded():
-    summary, _ = build_summary()
-    summary = without_maps(summary)
+def _jpeg(colour: str) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "#336699").save(buffer, format="PNG")
-    name = summary.regions[0].name
-    page = render_html(
-        summary,
-        chips={name: {"before": buffer.getvalue(), "after": buffer.getvalue()}},
+    Image.new("RGB", (16, 16), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def sample_chips(summary: RunSummary) -> dict[str, list[SiteChips]]:
+    """Chips for the first region with new polygons: one site complete, one with a missing 'before'."""
+    region = next(r for r in rank_order(summary.regions) if any(p.change == "new" for p in r.polygons))
+    first, *rest = top_sites(region.polygons)
+    sites = [
+        SiteChips(
+            first,
+            Chip("before", _jpeg("#2d6a2d"), day=date(2025, 12, 1), style="true"),
+            Chip("after", _jpeg("#b08560"), day=date(2026, 11, 18), style="false"),
+        )
+    ]
+    sites += [
+        SiteChips(
+            p,
+            Chip("before", missing="no clear acquisition over the site"),
+            Chip("after", _jpeg("#b08560"), day=date(2026, 11, 18), style="true"),
+        )
+        for p in rest
+    ]
+    return {region.name: sites}
+
+
+def test_chips_are_embedded_and_missing_ones_explained():
+    summary, _ = build_summary()
+    chips = sample_chips(summary)
+    ((name, sites),) = chips.items()
+    page = render_html(summary, chips=chips)
+    section = page[page.index(f'id="region-{name}"') :]
+    section = section[: section.index("</section>")]
+    images = [
+        a
+        for t, a in _parse(section).tags
+        if t == "img" and str(a.get("src", "")).startswith("data:image/jpeg")
+    ]
+    assert len(images) == 1 + len(sites)  # before + after of the first site, after of the others
+    assert "before: 2025-12-01, true colour" in section
+    assert "after: 2026-11-18, false colour (NIR, red, green)" in section
+    assert (
+        section.count('aria-label="before: no image (no clear acquisition over the site)"') == len(sites) - 1
     )
-    assert f"before false-colour image of {name}" in page
-    assert f"after false-colour image of {name}" in page
+    assert f"{sites[0].polygon.area_ha:,.1f} ha at" in section
