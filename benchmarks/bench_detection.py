@@ -164,10 +164,15 @@ def phase_demo29(archive: Path) -> dict[str, Any]:
     }
 
 
-def child(phase: str, *args: str) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter (its own peak RSS) and return its JSON."""
+def child(phase: str, *args: str, script: str = __file__) -> dict[str, Any]:
+    """Run one phase of ``script`` in a fresh interpreter (its own peak RSS) and return its JSON."""
+    module = f"benchmarks.{Path(script).stem}"
     out = subprocess.run(
-        [sys.executable, __file__, "--phase", phase, *args], check=True, capture_output=True, text=True
+        [sys.executable, "-m", module, "--phase", phase, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
