@@ -236,7 +236,9 @@ def agreement(ours: Path, peer: Path, km: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="5 x 5 km inside the 20 km archive")
     parser.add_argument("--threads", type=int, default=2, help="our reader threads")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side (fastest kept)")
