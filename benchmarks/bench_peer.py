@@ -173,11 +173,11 @@ def capture_classes() -> Iterator[list[ClassRaster]]:
         seen.append(ClassRaster(classes.copy(), observed.copy()))
         return original(classes, observed, *args, **kwargs)
 
-    stac_module.measure_region = recording  # type: ignore[assignment]
+    stac_module.measure_region = recording
     try:
         yield seen
     finally:
-        stac_module.measure_region = original  # type: ignore[assignment]
+        stac_module.measure_region = original
 
 
 def phase_ours(archive: Path, km: float, threads: int, out: Path) -> dict[str, Any]:
