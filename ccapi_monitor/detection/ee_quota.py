@@ -10,9 +10,10 @@ window regrows by about one slot per round of successful requests.
 
 Waiters are served retries first, then largest expected work first: a heavy-tailed
 long request that starts last is what stretches the batch past its lower bound. When a
-burst arrives at an idle limiter (a run's regions all starting), the first grant waits
-``gather_s`` so the burst queues and is ordered, instead of the first arrivals taking
-every slot whatever their size (statistics requests cost more than polygons ones).
+burst arrives at an idle limiter (a run's regions all starting), no slot is granted
+until arrivals pause for ``gather_s``, so the burst queues and is ordered instead of the
+first arrivals taking every slot whatever their size (statistics requests cost more
+than polygons ones).
 
 Retries are bounded per failure kind and counted, so a region that cannot be measured
 fails with the Earth Engine message instead of reporting zeros.
@@ -46,6 +47,9 @@ PROJECT_QUOTA: Final = 40
 #: a run's regions submit their requests within milliseconds, and 50 ms is nothing next
 #: to an Earth Engine request (tens of seconds), but lets the largest ones start first.
 DEFAULT_GATHER_S: Final = 0.05
+#: Each arrival within the window extends it by ``gather_s`` (a burst from many threads
+#: on a busy CPU spreads over hundreds of milliseconds), up to this many times ``gather_s``.
+GATHER_MAX: Final = 20
 
 
 class FailureKind(StrEnum):
@@ -179,6 +183,7 @@ class AdaptiveLimiter:
         self.decrease_factor = decrease_factor
         self.gather_s = gather_s
         self._gather_until = 0.0  # monotonic time before which no slot is granted (a burst queues)
+        self._gather_opened = 0.0
         self._window = float(max_concurrency)
         self._in_flight = 0
         self._epoch = 0  # bumped on each decrease; a 429 from an older epoch does not shrink again
@@ -231,12 +236,19 @@ class AdaptiveLimiter:
 
         Retries go first (their request has already spent time on the critical path),
         then larger ``priority``, then first come. The first request to an idle limiter
-        opens a ``gather_s`` window in which the burst it belongs to queues up.
+        opens a ``gather_s`` window in which the burst it belongs to queues up; each
+        arrival in the window extends it (at most ``GATHER_MAX * gather_s`` in all).
         """
         ticket = (not retry, -priority, next(self._seq))
         with self._cond:
+            now = time.monotonic()
             if self.gather_s > 0 and self._in_flight == 0 and not self._waiters:
-                self._gather_until = time.monotonic() + self.gather_s
+                self._gather_opened = now
+                self._gather_until = now + self.gather_s
+            elif now < self._gather_until:  # the burst goes on: wait for its stragglers too
+                self._gather_until = min(
+                    self._gather_opened + GATHER_MAX * self.gather_s, now + self.gather_s
+                )
             heapq.heappush(self._waiters, ticket)
             try:
                 while True:
