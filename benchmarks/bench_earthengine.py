@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         ("limit_40_quota_40", base, 40, everything),
         # The settings default: 16 of 40, bound computed for the 16 this process may use.
         ("limit_16_quota_40", base, 16, everything),
+        # The same without the limiter's gather window: the first arrivals take the slots.
+        ("limit_16_quota_40_no_gather", base, 16, everything),
         # The same with the runner's default regions in flight for Earth Engine (16 / 2).
         ("limit_16_quota_40_8_regions", base, 16, 8),
         # The project is shared: only 10 slots are free, the limiter starts at 16 (429 storm).
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 regions_in_flight=in_flight,
                 seed=seed,
                 key_json=key_json,
-                gather_s=args.gather_s,
+                gather_s=0.0 if name.endswith("_no_gather") else args.gather_s,
             )
             for name, model, limit, in_flight in scenarios
         ]

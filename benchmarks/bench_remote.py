@@ -116,6 +116,14 @@ def main() -> None:
     parser.add_argument("--mb-per-s", type=float, default=4.0, help="bandwidth cap, MB/s")
     parser.add_argument("--archive", type=Path, default=None, help="reuse/keep the 20 km archive here")
     parser.add_argument("--only", nargs="*", help="configuration names to run")
+    parser.add_argument(
+        "--try",
+        dest="trial",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also run the tuned settings with these overrides (for tuning)",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
@@ -146,7 +154,9 @@ def main() -> None:
             local.resolve().parent.parent, round_trip_s=rtt, bytes_per_s=bandwidth, lifetime_s=3600
         ) as server:
             items = remote_items(local, server.url, Path(tmp) / "remote-items.json")
-            for name, options, threads in configurations():
+            trial = dict(kv.split("=", 1) for kv in args.trial)
+            extra = [("trial", {**REMOTE_READ_OPTIONS, **trial}, remote_io_threads())] if trial else []
+            for name, options, threads in [*configurations(), *extra]:
                 if args.only and name not in args.only:
                     continue
                 server.reset()
