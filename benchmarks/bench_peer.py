@@ -38,13 +38,14 @@ from numpy.typing import NDArray
 
 from benchmarks.bench_detection import (
     COMPRESS,
-    RESULTS,
     RUN_DATE,
     bench_region,
     child,
     config,
+    machine,
     peak_rss_mib,
     phase_generate,
+    write_result,
 )
 from ccapi_monitor.detection import stac as stac_module
 from ccapi_monitor.detection.arrays import measure_region, remove_small_components
@@ -287,12 +288,9 @@ def main() -> None:
         "area_ha": {"ours": ours["area_ha"], "peer": peer["area_ha"]},
         "agreement": agree,
         "agreement_target": 0.999,
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
+        **machine(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"bench_peer_{km:g}km.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    write_result(f"bench_peer_{km:g}km.json", summary)
 
 
 if __name__ == "__main__":

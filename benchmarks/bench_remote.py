@@ -34,7 +34,7 @@ import pystac
 import rasterio
 from rasterio.windows import from_bounds
 
-from benchmarks.bench_detection import RESULTS, RUN_DATE, bench_region, child, peak_rss_mib
+from benchmarks.bench_detection import RUN_DATE, bench_region, child, machine, peak_rss_mib, write_result
 from benchmarks.bench_peer import items_file
 from benchmarks.remote_server import RemoteServer
 from ccapi_monitor.detection.gdal_env import REMOTE_READ_OPTIONS, remote_io_threads
@@ -157,7 +157,7 @@ def main() -> None:
             trial = dict(kv.split("=", 1) for kv in args.trial)
             extra = [("trial", {**REMOTE_READ_OPTIONS, **trial}, remote_io_threads())] if trial else []
             for name, options, threads in [*configurations(), *extra]:
-                if args.only and name not in args.only:
+                if args.only is not None and name not in args.only and name != "trial":
                     continue
                 server.reset()
                 env = {**os.environ, **options}
@@ -207,12 +207,9 @@ def main() -> None:
         "floor_s": round(floor, 2),
         "ratio_target": 1.3,
         "runs": runs,
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
+        **machine(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"bench_remote_{args.km:g}km.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    write_result(f"bench_remote_{args.km:g}km.json", summary)
 
 
 if __name__ == "__main__":
