@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck hadolint venv tools browser lock config-docs clean bench
+.PHONY: demo test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,17 @@ $(TOOLS_VENV)/.installed: requirements/tools.lock | $(BIN)/python
 	$(UV) pip sync --python $(TOOLS_VENV)/bin/python --quiet requirements/tools.lock
 	touch $@
 
-tools: $(TOOLS_VENV)/.installed
+# asl-validator (npm, pinned by tools/asl-validator/package-lock.json) checks every state machine
+# definition; without npm the ASL tests skip and say so.
+ASL_VALIDATOR := tools/asl-validator/node_modules/.bin/asl-validator
+$(ASL_VALIDATOR): tools/asl-validator/package-lock.json tools/asl-validator/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tools/asl-validator --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "make: npm not installed; the asl-validator tests will be skipped"; fi
+
+asl-validator: $(ASL_VALIDATOR)
+
+tools: $(TOOLS_VENV)/.installed $(ASL_VALIDATOR)
 
 lock: | $(BIN)/python
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml -o requirements/runtime.lock
@@ -68,9 +78,13 @@ $(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run_all
 
+# The Slack notifier's Lambda package, which infra/terraform/slack.tf deploys (byte-stable zip).
+slack-notifier: venv
+	$(BIN)/python -m ccapi_monitor.slack_notifier build infra/terraform/build/slack_notifier.zip
+
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
-	$(BIN)/python -m ccapi_monitor.docsgen docs/configuration.md
+	$(BIN)/python -m tools.docsgen docs/configuration.md
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) tools/asl-validator/node_modules .mypy_cache .pytest_cache .ruff_cache
