@@ -26,8 +26,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,11 +45,10 @@ from benchmarks.bench_detection import (
     phase_generate,
     write_result,
 )
-from ccapi_monitor.detection import stac as stac_module
 from ccapi_monitor.detection.arrays import measure_region, remove_small_components
 from ccapi_monitor.detection.demo import DemoBackend
 from ccapi_monitor.detection.grid import RegionGrid
-from ccapi_monitor.detection.stac import REQUIRED_ASSETS, SCL_ASSET, BandScaling, StacBackend
+from ccapi_monitor.detection.stac import REQUIRED_ASSETS, SCL_ASSET, BandScaling, StacBackend, check_offset
 from ccapi_monitor.params import CLASS_VALUES, DetectionParams
 from ccapi_monitor.regions import Region
 
@@ -105,22 +102,32 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
     )
     days = [np.datetime64(t, "D").astype(object) for t in ds.time.values]
     by_day = {item.datetime.date(): item for item in items if item.datetime is not None}
+    bands = [key for key in REQUIRED_ASSETS if key != SCL_ASSET]
+    declared = {day: BandScaling.of(by_day[day].assets["red"]) for day in days}
+    # DETECTION.md step 1: check each item's declared offset against its pixels. Like the
+    # stac backend, judge on the region's first 512 rows (one small extra compute).
+    sample = ds.isel(y=slice(0, 512))
+    sample_np = dict(
+        zip(sample.data_vars, dask.compute(*[sample[k].data for k in sample.data_vars]), strict=True)
+    )
+    shifts = []
+    for i, day in enumerate(days):
+        dns = {k: sample_np[k][i] for k in bands}
+        scl = np.where(np.all([dn != 0 for dn in dns.values()], axis=0), sample_np[SCL_ASSET][i], 0)
+        verdict = check_offset(
+            by_day[day], dns, scl.astype(np.uint8), declared[day], params.offset_check_share
+        )
+        offset = declared[day].offset if verdict is None else verdict[0]
+        shifts.append(offset / declared[day].scale)
+    shift = xr.DataArray(np.asarray(shifts, dtype=np.float32), dims="time", coords={"time": ds.time})
 
-    def shift(key: str) -> xr.DataArray:
-        """Per-scene offset in DN units (baseline 04.00 items declare -0.1 reflectance)."""
-        values = []
-        for day in days:
-            scaling = BandScaling.of(by_day[day].assets[key])
-            values.append(scaling.offset / scaling.scale if scaling.scale else 0.0)
-        return xr.DataArray(np.asarray(values, dtype=np.float32), dims="time", coords={"time": ds.time})
-
-    dn = {key: ds[key] for key in REQUIRED_ASSETS if key != SCL_ASSET}
-    has_data = dn["green"] != 0
-    for key in ("red", "nir", "swir16"):
-        has_data = has_data & (dn[key] != 0)
-    refl = {key: band.astype(np.float32) + shift(key) for key, band in dn.items()}
+    dn = {key: ds[key] for key in bands}
+    refl = {key: band.astype(np.float32) + shift for key, band in dn.items()}
     green, red, nir = refl["green"], refl["red"], refl["nir"]
-    clear = ds[SCL_ASSET].isin(list(params.scl_clear)) & has_data & (nir + red > 0) & (green + nir > 0)
+    # Clear: kept SCL class, every band read holds data and is above 0 after scaling.
+    clear = ds[SCL_ASSET].isin(list(params.scl_clear))
+    for key, band in dn.items():
+        clear = clear & (band != 0) & (refl[key] > 0)
     ndvi = ((nir - red) / (nir + red)).where(clear)
     ndwi = ((green - nir) / (green + nir)).where(clear)
 
@@ -135,10 +142,20 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
     rank = current.notnull().cumsum("time")
     ndvi_now = current.where(rank <= params.recent_obs).mean("time")
     current_count = clear.isel(time=in_window(windows.current)).sum("time")
-    persistence = in_window(windows.persistence)
-    persist_ndvi = ndvi.isel(time=persistence).max("time")
-    persist_ndwi = ndwi.isel(time=persistence).max("time")
-    persist_count = clear.isel(time=persistence).sum("time")
+
+    def bare_and_dry(window: Any) -> Any:
+        """Every clear observation of the window below the built-up NDVI and NDWI limits, >= 2 of them."""
+        index = in_window(window)
+        return (
+            (ndvi.isel(time=index).max("time") < params.built_max_ndvi)
+            & (ndwi.isel(time=index).max("time") < params.built_max_ndwi)
+            & (clear.isel(time=index).sum("time") >= params.built_min_obs)
+        )
+
+    # Seasonal-bare guard: bare and dry through one of last year's same-season spans.
+    seasonal_bare = xr.zeros_like(clear.isel(time=0), dtype=bool)
+    for span in windows.fallow:
+        seasonal_bare = seasonal_bare | bare_and_dry(span)
 
     p10 = percentiles.sel(quantile=0.10)
     p90 = percentiles.sel(quantile=0.90)
@@ -148,12 +165,7 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
         & (ndvi_now < p10 - params.clearing_drop)
         & (ndvi_now < params.cleared_ndvi)
     )
-    built = (
-        (p90 >= params.green_p90)
-        & (persist_ndvi < params.built_max_ndvi)
-        & (persist_ndwi < params.built_max_ndwi)
-        & (persist_count >= params.built_min_obs)
-    )
+    built = (p90 >= params.green_p90) & bare_and_dry(windows.persistence) & ~seasonal_bare
     classes = xr.where(
         clearing & observed,
         CLASS_VALUES["vegetation_clearing"],
@@ -164,32 +176,24 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
     return ClassRaster(np.asarray(classes_np, dtype=np.uint8), np.asarray(observed_np, dtype=bool))
 
 
-@contextmanager
-def capture_classes() -> Iterator[list[ClassRaster]]:
-    """Our step-5 raster as the stac backend hands it to steps 6-8 (costs nothing to record)."""
-    seen: list[ClassRaster] = []
-    original = stac_module.measure_region
-
-    def recording(classes: Any, observed: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(ClassRaster(classes.copy(), observed.copy()))
-        return original(classes, observed, *args, **kwargs)
-
-    stac_module.measure_region = recording
-    try:
-        yield seen
-    finally:
-        stac_module.measure_region = original
-
-
 def phase_ours(archive: Path, km: float, threads: int, out: Path) -> dict[str, Any]:
     region = bench_region(km)
     backend = StacBackend(DetectionParams(), str(items_file(archive, bench_region(20.0))), io_threads=threads)
-    with capture_classes() as seen:
-        start = time.perf_counter()
-        result = backend.detect(region, RUN_DATE)
-        seconds = time.perf_counter() - start
-    np.savez_compressed(out, classes=seen[0].classes, observed=seen[0].observed)
-    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "area_ha": result.area_ha}
+    start = time.perf_counter()
+    scenes = backend.scenes(region, backend.params.windows(RUN_DATE))
+    raster = backend.classify_region(region, RUN_DATE, scenes)
+    measure = measure_region(
+        raster.classes,
+        raster.observed,
+        raster.inside,
+        raster.grid,
+        backend.params,
+        region.name,
+        raster.ndbi_now,
+    )
+    seconds = time.perf_counter() - start
+    np.savez_compressed(out, classes=raster.classes, observed=raster.observed)
+    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "area_ha": measure.area_ha}
 
 
 def phase_peer(archive: Path, km: float, out: Path) -> dict[str, Any]:
