@@ -26,6 +26,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -176,32 +177,12 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
     return ClassRaster(np.asarray(classes_np, dtype=np.uint8), np.asarray(observed_np, dtype=bool))
 
 
-def phase_ours(archive: Path, km: float, threads: int, out: Path) -> dict[str, Any]:
-    region = bench_region(km)
-    backend = StacBackend(DetectionParams(), str(items_file(archive, bench_region(20.0))), io_threads=threads)
-    start = time.perf_counter()
-    scenes = backend.scenes(region, backend.params.windows(RUN_DATE))
-    raster = backend.classify_region(region, RUN_DATE, scenes)
-    measure = measure_region(
-        raster.classes,
-        raster.observed,
-        raster.inside,
-        raster.grid,
-        backend.params,
-        region.name,
-        raster.ndbi_now,
-    )
-    seconds = time.perf_counter() - start
-    np.savez_compressed(out, classes=raster.classes, observed=raster.observed)
-    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "area_ha": measure.area_ha}
-
-
-def phase_peer(archive: Path, km: float, out: Path) -> dict[str, Any]:
+def timed(km: float, out: Path, classify: Callable[[Region, DetectionParams], ClassRaster]) -> dict[str, Any]:
+    """Steps 1-5 by ``classify``, then the shared steps 6-8; time, peak RSS, and the raster kept in ``out``."""
     region = bench_region(km)
     params = DetectionParams()
-    path = items_file(archive, bench_region(20.0))
     start = time.perf_counter()
-    raster = peer_classify(path, region, params, RUN_DATE)
+    raster = classify(region, params)
     grid = RegionGrid.for_region(region, params.scale_m)
     measure = measure_region(
         raster.classes, raster.observed, grid.mask(region.geometry), grid, params, region.name
@@ -209,6 +190,21 @@ def phase_peer(archive: Path, km: float, out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     np.savez_compressed(out, classes=raster.classes, observed=raster.observed)
     return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "area_ha": measure.area_ha}
+
+
+def phase_ours(archive: Path, km: float, threads: int, out: Path) -> dict[str, Any]:
+    def ours(region: Region, params: DetectionParams) -> ClassRaster:
+        backend = StacBackend(params, str(items_file(archive, bench_region(20.0))), io_threads=threads)
+        scenes = backend.scenes(region, params.windows(RUN_DATE))
+        raster = backend.classify_region(region, RUN_DATE, scenes)
+        return ClassRaster(raster.classes, raster.observed)
+
+    return timed(km, out, ours)
+
+
+def phase_peer(archive: Path, km: float, out: Path) -> dict[str, Any]:
+    path = items_file(archive, bench_region(20.0))
+    return timed(km, out, lambda region, params: peer_classify(path, region, params, RUN_DATE))
 
 
 def agreement(ours: Path, peer: Path, km: float) -> dict[str, Any]:
