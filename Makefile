@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-fanout test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs clean bench
+.PHONY: demo demo-fanout test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs report-schema clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,7 @@ tools: $(TOOLS_VENV)/.installed $(ASL_VALIDATOR)
 lock: | $(BIN)/python
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml -o requirements/runtime.lock
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra test -o requirements/dev.lock
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra test --extra bench -o requirements/bench.lock
 	$(UV) pip compile --quiet --python-version 3.11 requirements/tools.in -o requirements/tools.lock
 
 demo: venv
@@ -82,7 +83,13 @@ test: venv tools browser
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
+# The benchmarks' peer (odc-stac, xarray, dask) comes from the bench extra, on top of dev.
+$(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
+	$(UV) pip sync --python $(BIN)/python --quiet requirements/bench.lock
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run_all
 
 # The Slack notifier's Lambda package, which infra/terraform/slack.tf deploys (byte-stable zip).
@@ -92,6 +99,10 @@ slack-notifier: venv
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
 	$(BIN)/python -m tools.docsgen docs/configuration.md
+
+# docs/report.schema.json is generated from the report models; a test fails when it is stale.
+report-schema: venv
+	$(BIN)/python -m tools.report_schema docs/report.schema.json
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) tools/asl-validator/node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -22,10 +22,10 @@ import click
 import structlog
 
 from ccapi_monitor.aws.metrics import publish_run_metrics
-from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success_payload
+from ccapi_monitor.aws.stepfunctions import TaskCallback
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
-from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.errors import AbortedError, CCAPIError, ExitCode, InvalidInputError
 from ccapi_monitor.fanout import (
     FanOutStore,
     Shard,
@@ -269,17 +269,33 @@ def _assemble(settings: Settings, aborts: AbortController, callback: TaskCallbac
 Execute = Callable[[Settings, AbortController, TaskCallback], RunSummary | None]
 
 
+def _conclude(
+    callback: TaskCallback,
+    code: ExitCode,
+    *,
+    summary: RunSummary | None = None,
+    message: str = "",
+    output: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> ExitCode:
+    """Every outcome of ``run`` and ``preflight`` leaves through here: a failure's one stderr
+    line and log event, then the one callback (docs/design/exit-codes.md)."""
+    if code not in (ExitCode.OK, ExitCode.PARTIAL) and echo:
+        _report_error(code, message)
+    callback.report_exit(int(code), summary, message, output=output)
+    return code
+
+
 def run_job(
     settings_factory: SettingsFactory, *, callback: TaskCallback | None = None, execute: Execute = _execute
 ) -> ExitCode:
     """The whole ``ccapi-monitor run`` (or, with ``execute=_assemble``, ``assemble``); returns the
-    exit code (docs/design/cli.md, "Exit codes")."""
+    exit code (docs/design/exit-codes.md)."""
     callback = callback or TaskCallback.from_env()
     callback.start()  # heartbeats from the first second, before anything can fail
     aborts = AbortController()
     aborts.watch(callback)
     summary: RunSummary | None = None
-    code = ExitCode.FAILED
     try:
         with aborts.installed():
             try:
@@ -287,38 +303,26 @@ def run_job(
                 _register_settings_secrets(settings)
                 callback.use_heartbeat_seconds(settings.heartbeat_seconds)
                 summary = execute(settings, aborts, callback)
-                if summary is None:
-                    return ExitCode.OK
+                if summary is None:  # dry run, or the plan was declined
+                    return _conclude(callback, ExitCode.OK)
                 code = ExitCode(summary.exit_code)
+                output = None
                 if settings.shard and execute is _execute:
-                    # A shard's summary is small whatever its size; stdout carries it for people.
-                    payload = shard_payload(Shard.parse(settings.shard), summary)
-                    click.echo(json.dumps(payload))
-                else:
-                    payload = success_payload(summary)
-                if code in (ExitCode.OK, ExitCode.PARTIAL):
-                    callback.succeed(payload)
-                else:
-                    message = "no region succeeded"
-                    _report_error(code, message)
-                    callback.fail(FAILURE_ERROR_NAMES[code], failure_cause(int(code), message, summary))
-                return code
-            except CCAPIError as exc:
-                code = exc.exit_code
-                _report_error(code, str(exc))
-                callback.fail(
-                    FAILURE_ERROR_NAMES.get(code, "CCAPI.Failed"), failure_cause(int(code), str(exc), summary)
+                    # A shard answers with a small summary whatever its size; stdout shows it to people.
+                    output = shard_payload(Shard.parse(settings.shard), summary)
+                    click.echo(json.dumps(output))
+                return _conclude(
+                    callback, code, summary=summary, message="no region succeeded", output=output
                 )
+            except CCAPIError as exc:
+                code = _conclude(callback, exc.exit_code, summary=summary, message=str(exc))
                 if isinstance(exc, AbortedError):
                     _hard_exit_if_threads_linger(code)
                 return code
             except Exception as exc:  # a bug or an unexpected library failure: still exit 1 with a callback
                 log.exception("run_crashed")
-                code = ExitCode.FAILED
                 message = f"{type(exc).__name__}: {exc}"
-                click.echo(f"ccapi-monitor: error: {message}", err=True)
-                callback.fail("CCAPI.Failed", failure_cause(int(code), message, summary))
-                return code
+                return _conclude(callback, ExitCode.FAILED, summary=summary, message=message)
     finally:
         callback.stop()
 
@@ -336,47 +340,41 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
     callback = callback or TaskCallback.from_env()
     callback.start()
     try:
-        settings = settings_factory()
-        _register_settings_secrets(settings)
-        callback.use_heartbeat_seconds(settings.heartbeat_seconds)
-        regions = _select(settings)
-        _, cache = _stores(settings)
-        backend = create_backend(settings)
-        infrastructure = _infrastructure(settings, cache)
-        problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
-    except CCAPIError as exc:
-        _report_error(exc.exit_code, str(exc))
-        callback.fail(
-            FAILURE_ERROR_NAMES.get(exc.exit_code, "CCAPI.Failed"),
-            failure_cause(int(exc.exit_code), str(exc), None),
-        )
+        try:
+            settings = settings_factory()
+            _register_settings_secrets(settings)
+            callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+            regions = _select(settings)
+            _, cache = _stores(settings)
+            backend = create_backend(settings)
+            infrastructure = _infrastructure(settings, cache)
+            problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
+        except CCAPIError as exc:
+            return _conclude(callback, exc.exit_code, message=str(exc))
+        except Exception as exc:  # a bug: exit 1 with a callback, like run
+            log.exception("preflight_crashed")
+            return _conclude(callback, ExitCode.FAILED, message=f"{type(exc).__name__}: {exc}")
+        if problems:
+            for line in problems:
+                click.echo(f"preflight: FAIL {line}", err=True)
+            return _conclude(callback, ExitCode.PREFLIGHT_FAILED, message="; ".join(problems), echo=False)
+        click.echo("preflight: all checks passed", err=settings.plan_shards)
+        output: dict[str, Any] = {
+            "status": "succeeded",
+            "exit_code": 0,
+            "preflight": "ok",
+            "run_date": settings.run_date.isoformat(),
+        }
+        if settings.plan_shards:  # fan-out: the Map's items (docs/scaling.md)
+            output["plan"] = plan_shards(
+                regions,
+                shard_size=settings.shard_size,
+                run_id=settings.run_id or new_run_id(),
+                run_date=settings.run_date,
+                imagery=settings.imagery,
+                ee_max_concurrency=settings.ee_max_concurrency,
+            )
+            click.echo(json.dumps(output["plan"]))
+        return _conclude(callback, ExitCode.OK, output=output)
+    finally:
         callback.stop()
-        return exc.exit_code
-    if problems:
-        for line in problems:
-            click.echo(f"preflight: FAIL {line}", err=True)
-        callback.fail(
-            "CCAPI.PreflightFailed", failure_cause(int(ExitCode.PREFLIGHT_FAILED), "; ".join(problems), None)
-        )
-        callback.stop()
-        return ExitCode.PREFLIGHT_FAILED
-    click.echo("preflight: all checks passed", err=settings.plan_shards)
-    result: dict[str, Any] = {
-        "status": "succeeded",
-        "exit_code": 0,
-        "preflight": "ok",
-        "run_date": settings.run_date.isoformat(),
-    }
-    if settings.plan_shards:  # fan-out: the Map's items (docs/scaling.md)
-        result["plan"] = plan_shards(
-            regions,
-            shard_size=settings.shard_size,
-            run_id=settings.run_id or new_run_id(),
-            run_date=settings.run_date,
-            imagery=settings.imagery,
-            ee_max_concurrency=settings.ee_max_concurrency,
-        )
-        click.echo(json.dumps(result["plan"]))
-    callback.succeed(result)
-    callback.stop()
-    return ExitCode.OK
