@@ -20,7 +20,7 @@ from typing import Any, Final
 import jinja2
 from markupsafe import Markup
 
-from ccapi_monitor.models import InfrastructureResult, RegionResult, RunSummary
+from ccapi_monitor.models import InfrastructureResult, PreviousRunInfo, RegionResult, RunSummary
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.chips import Chip, SiteChips
 from ccapi_monitor.reports.maps import (
@@ -95,50 +95,17 @@ def rank_order(regions: Iterable[RegionResult]) -> list[RegionResult]:
     return sorted(regions, key=key)
 
 
-def _hectares(summary: RunSummary) -> tuple[dict[str, float], dict[str, float], str]:
-    """Total and new hectares per class, overlapping regions counted once where the run says so."""
-    totals = summary.totals or {}
-    total, new = totals.get("union_area_ha"), totals.get("union_new_area_ha")
-    if isinstance(total, dict) and isinstance(new, dict):
-        return (
-            {c: float(total.get(c) or 0.0) for c in CLASSES},
-            {c: float(new.get(c) or 0.0) for c in CLASSES},
-            "where regions overlap, land is counted once",
-        )
-    summed_total = dict.fromkeys(CLASSES, 0.0)
-    summed_new = dict.fromkeys(CLASSES, 0.0)
-    for r in summary.regions:
-        for c in CLASSES:
-            summed_total[c] += (r.area_ha or {}).get(c, 0.0)
-            summed_new[c] += (r.new_area_ha or {}).get(c, 0.0)
-    return summed_total, summed_new, "summed over regions; where regions overlap, land is counted twice"
+def _previous(previous: PreviousRunInfo) -> dict[str, Any]:
+    if previous.run_id is None:
+        return {"run_id": None, "note": previous.note or "first run, or the previous run is missing"}
+    return {"run_id": previous.run_id, "run_date": previous.run_date.isoformat() if previous.run_date else "?"}
 
 
-def _window_text(window: Any) -> str:
-    if isinstance(window, Mapping) and "start" in window and "end" in window:
-        return f"{window['start']} to {window['end']} (end exclusive)"
-    return str(window)
-
-
-def _previous(previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not previous or not previous.get("run_id"):
-        note = (previous or {}).get("note") or "first run, or the previous run is missing"
-        return {"run_id": None, "note": note}
-    return {"run_id": previous["run_id"], "run_date": previous.get("run_date", "?")}
-
-
-def _compared(previous: Mapping[str, Any] | None, region: str) -> bool:
-    """Whether week over week had last week's result for ``region`` (see PreviousRun.compared)."""
-    if not previous or not previous.get("run_id"):
-        return False
-    listed = previous.get("regions_compared")
-    return listed is None or region in listed
-
-
-def _cards(summary: RunSummary) -> tuple[list[dict[str, str]], str]:
+def _cards(summary: RunSummary) -> list[dict[str, str]]:
+    """The headline: the run's own Java-wide figures, overlapping regions counted once."""
     counts = summary.counts()
-    total, new, ha_note = _hectares(summary)
-    source = str(summary.imagery.get("source", "unknown"))
+    total, new = summary.totals.union_area_ha, summary.totals.union_new_area_ha
+    source = summary.imagery.source
 
     def card(key: str, value: str, note: str = "") -> dict[str, str]:
         return {"key": key, "value": value, "note": note}
@@ -152,13 +119,17 @@ def _cards(summary: RunSummary) -> tuple[list[dict[str, str]], str]:
             f"{counts['failed']} failed, {counts['insufficient']} insufficient observations",
         ),
         *(
-            card(f"{_class_title(c)}, new", f"{_num(new[c])} ha", f"{_num(total[c])} ha detected in total")
+            card(
+                f"{_class_title(c)}, new",
+                f"{_num(new.get(c, 0.0))} ha",
+                f"{_num(total.get(c, 0.0))} ha detected in total",
+            )
             for c in CLASSES
         ),
         card("Imagery", source, "synthetic demo archive" if source == "demo" else ""),
         card("Environment", summary.environment, f"run took {summary.duration_s:,.0f} s"),
     ]
-    return cards, ha_note
+    return cards
 
 
 def _label(r: RegionResult) -> str | None:
@@ -299,7 +270,7 @@ def _section(
 def render_html(
     summary: RunSummary,
     *,
-    previous_run: Mapping[str, Any] | None = None,
+    previous_run: PreviousRunInfo | None = None,
     region_geometries: Mapping[str, Mapping[str, Any]] | None = None,
     chips: Mapping[str, Sequence[SiteChips]] | None = None,
     land: Mapping[str, Any] | None = None,
@@ -308,7 +279,7 @@ def render_html(
     """The complete report.html for one run.
 
     ``previous_run`` describes the run compared against (default ``summary.previous_run``;
-    ``None`` or no ``run_id``: the page says there was none). ``region_geometries`` maps
+    no ``run_id``: the page says there was none). ``region_geometries`` maps
     region name to its GeoJSON outline for the maps; ``chips`` maps region name to the
     before/after chips of its top sites (see :mod:`ccapi_monitor.reports.chips`); ``land``
     is the coastline drawn under the overview (GeoJSON; default Java's, ``{}`` for none); ``region_lines`` are the major
@@ -316,7 +287,7 @@ def render_html(
     """
     previous = previous_run if previous_run is not None else summary.previous_run
     geometries = region_geometries or {}
-    source = str(summary.imagery.get("source", "unknown"))
+    source = summary.imagery.source
     demo = source == "demo"
     ranked = rank_order(summary.regions)
     ranks = {r.name: i for i, r in enumerate(ranked, start=1)}
@@ -326,7 +297,7 @@ def render_html(
         ranks,
         land=java_land() if land is None else land,
     )
-    cards, ha_note = _cards(summary)
+    cards = _cards(summary)
     title = f"Java land-change monitor, week of {summary.run_date.isoformat()}"
     context = {
         "csp": _CSP,
@@ -339,9 +310,16 @@ def render_html(
         "source": source,
         "environment": summary.environment,
         "cards": cards,
-        "hectare_note": ha_note,
+        "hectare_note": "where regions overlap, land is counted once",
         "previous": _previous(previous),
-        "windows": [(name, _window_text(w)) for name, w in summary.windows.items()],
+        "windows": [
+            (name, f"{window.start.isoformat()} to {window.end.isoformat()} (end exclusive)")
+            for name, window in (
+                ("current", summary.windows.current),
+                ("persistence", summary.windows.persistence),
+                ("baseline", summary.windows.baseline),
+            )
+        ],
         "class_titles": [_class_title(c) for c in CLASSES],
         "class_names": ", ".join(CLASSES),
         "label_colours": LABEL_COLOURS,
@@ -358,7 +336,7 @@ def render_html(
                 r,
                 geometries.get(r.name),
                 (chips or {}).get(r.name, ()),
-                _compared(previous, r.name),
+                previous.compared(r.name),
                 (region_lines or {}).get(r.name, ()),
             )
             for r in ranked

@@ -54,13 +54,13 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "exit_code": summary.exit_code,
         "environment": summary.environment,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "imagery": summary.imagery,
-        "windows": summary.windows,
-        "parameters": summary.parameters,
-        "previous_run": summary.previous_run,
+        "imagery": summary.imagery.model_dump(mode="json"),
+        "windows": summary.windows.model_dump(mode="json"),
+        "parameters": summary.parameters.model_dump(mode="json"),
+        "previous_run": summary.previous_run.model_dump(mode="json", exclude_none=True),
         "counts": summary.counts(),
         "regions": regions,
-        "totals": summary.totals,
+        "totals": summary.totals.model_dump(mode="json"),
         "duration_s": round(summary.duration_s, 3),
     }
 

@@ -17,14 +17,17 @@ from shapely.geometry import box, mapping
 
 from ccapi_monitor.models import (
     ChangePolygon,
+    ImageryInfo,
+    PreviousRunInfo,
     InfrastructureResult,
     RegionResult,
     RunSummary,
 )
-from ccapi_monitor.params import CLASSES
+from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import load_regions
 from ccapi_monitor.reports.chips import Chip, SiteChips, top_sites
 from ccapi_monitor.reports.html import rank_order, render_html
+from ccapi_monitor.runner import aggregate
 from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
 
 RUN_DATE = date(2026, 11, 23)
@@ -126,11 +129,11 @@ def build_summary(source: str = "demo") -> tuple[RunSummary, dict[str, dict[str,
         environment="test",
         duration_s=812.4,
         regions=results,
-        totals={},
-        imagery={"source": source},
-        windows={"current": {"start": "2026-10-24", "end": "2026-11-23"}},
-        parameters={},
-        previous_run={"run_id": "20261116T060000Z-ffee00", "run_date": "2026-11-16"},
+        totals=aggregate(results, {r.name: r.geometry for r in load_regions()}),
+        imagery=ImageryInfo(source=source),
+        windows=DetectionParams().windows(RUN_DATE),
+        parameters=DetectionParams(),
+        previous_run=PreviousRunInfo(run_id="20261116T060000Z-ffee00", run_date=date(2026, 11, 16)),
     )
     return summary, geometries
 
@@ -233,23 +236,24 @@ def test_headline_figures(built):
     counts = summary.counts()
     assert f"{counts['succeeded']} ok / 29" in page
     assert f"{counts['failed']} failed, {counts['insufficient']} insufficient observations" in page
-    new_built = sum((r.new_area_ha or {}).get("built_up", 0.0) for r in summary.regions)
-    assert f"{new_built:,.1f} ha" in page
-    assert "counted twice" in page  # no de-duplicated totals given: the page says it summed
+    # The page shows the run's Java-wide figures as computed, overlapping regions counted once.
+    assert f"{summary.totals.union_new_area_ha['built_up']:,.1f} ha" in page
+    assert f"{summary.totals.union_area_ha['built_up']:,.1f} ha detected in total" in page
 
 
-def test_deduplicated_totals_win_over_region_sums():
+def test_headline_shows_the_runs_deduplicated_totals():
     summary, _ = build_summary()
     summary = without_maps(summary)
-    union = {
-        "union_area_ha": {"vegetation_clearing": 1234.5, "built_up": 0.0},
-        "union_new_area_ha": {"vegetation_clearing": 321.0, "built_up": 0.0},
-    }
+    union = summary.totals.model_copy(
+        update={
+            "union_area_ha": {"vegetation_clearing": 1234.5, "built_up": 0.0},
+            "union_new_area_ha": {"vegetation_clearing": 321.0, "built_up": 0.0},
+        }
+    )
     page = render_html(summary.model_copy(update={"totals": union}))
     assert "321.0 ha" in page
     assert "1,234.5 ha detected in total" in page
     assert "counted once" in page
-    assert "counted twice" not in page
 
 
 def test_class_labels_come_from_the_single_label_map(built):
@@ -284,10 +288,10 @@ def test_previous_run_stated_or_missing():
     page = render_html(summary)
     assert "Compared with the previous run 20261116T060000Z-ffee00 of 2026-11-16" in page
     assert "no result for this region last week" not in page
-    first = summary.model_copy(update={"previous_run": None})
+    first = summary.model_copy(update={"previous_run": PreviousRunInfo()})
     page = render_html(first)
     assert "No previous run to compare with (first run, or the previous run is missing)" in page
-    page = render_html(first, previous_run={"run_id": None, "note": "latest.json names a missing file"})
+    page = render_html(first, previous_run=PreviousRunInfo(note="latest.json names a missing file"))
     assert "(latest.json names a missing file): every change polygon counts as new" in page
 
 
@@ -295,7 +299,7 @@ def test_regions_missing_from_the_previous_run_are_flagged():
     summary, _ = build_summary()
     summary = without_maps(summary)
     ok = sorted(r.name for r in summary.regions if r.status == "ok")
-    previous = {"run_id": "r0", "run_date": "2026-11-16", "regions_compared": ok[1:]}
+    previous = PreviousRunInfo(run_id="r0", run_date=date(2026, 11, 16), regions_compared=ok[1:])
     page = render_html(summary, previous_run=previous)
     section = page[page.index(f'id="region-{ok[0]}"') :]
     section = section[: section.index("</section>")]

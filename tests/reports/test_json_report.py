@@ -61,6 +61,7 @@ def _summary(*statuses: str) -> RunSummary:
             "union_area_ha": zeros,
             "union_new_area_ha": zeros,
             "polygon_count": 1,
+            "regions_measured": 1,
         },
         imagery={"source": "demo"},
         windows={
