@@ -134,14 +134,19 @@ def preflight(ctx: click.Context, **options: Any) -> None:
     sys.exit(int(preflight_job(lambda: settings_from_cli(ctx, options))))
 
 
+def regions_file_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--regions-file`` (env ``CCAPI_REGIONS_FILE``) for the commands outside Settings."""
+    return click.option(
+        "--regions-file",
+        envvar="CCAPI_REGIONS_FILE",
+        show_envvar=True,
+        type=click.Path(path_type=Path),
+        help=help_text,
+    )
+
+
 @main.command("regions")
-@click.option(
-    "--regions-file",
-    envvar="CCAPI_REGIONS_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path),
-    help="GeoJSON FeatureCollection to validate; default: the packaged Java regions.",
-)
+@regions_file_option("GeoJSON FeatureCollection to validate; default: the packaged Java regions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the regions as JSON.")
 def regions_command(regions_file: Path | None, as_json: bool) -> None:
     """List and validate a regions file."""
@@ -178,13 +183,7 @@ def history_group() -> None:
     show_default=True,
     help="Reports: s3://bucket/prefix or a local folder.",
 )
-@click.option(
-    "--regions-file",
-    envvar="CCAPI_REGIONS_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path),
-    help="Regions whose outlines the regions table carries; default: the packaged Java regions.",
-)
+@regions_file_option("Regions whose outlines the regions table carries; default: the packaged Java regions.")
 def history_rebuild(output: str, regions_file: Path | None) -> None:
     """Write history/changes and history/regions again from the published runs (idempotent)."""
     from ccapi_monitor.reports.history import rebuild_history

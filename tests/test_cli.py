@@ -304,17 +304,9 @@ def test_a_terminal_run_ends_with_the_top_regions_and_the_report_path(
     tmp_path: Path, worker_env: dict[str, str]
 ) -> None:
     out = tmp_path / "reports"
-    args = ["--imagery", "demo", "--regions", "semarang_port_expansion,jakarta_north_sprawl"]
-    args += [
-        "--run-date",
-        "2026-11-23",
-        "--output",
-        str(out),
-        "--cache",
-        str(tmp_path / "c"),
-        "--metrics",
-        "off",
-    ]
+    regions = "semarang_port_expansion,jakarta_north_sprawl"
+    args = [f"--regions={regions}", "--imagery=demo", "--run-date=2026-11-23", "--metrics=off"]
+    args += [f"--output={out}", f"--cache={tmp_path / 'c'}"]
     code, screen = _run_on_a_terminal(args, b"y\n", worker_env, timeout=300)
     assert code == 0, screen[-3000:]
     lines = [line.rstrip("\r") for line in screen.splitlines()]
