@@ -7,14 +7,13 @@ fan-out), so the page always carries the same context whichever way the run was 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
 from ccapi_monitor.infrastructure.base import InfrastructureSource, MapLine
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.regions import Region
-from ccapi_monitor.reports.chips import Style, chip_source_for, collect_chips
 from ccapi_monitor.reports.html import rank_order, render_html
 from ccapi_monitor.reports.json_report import publish_reports
 from ccapi_monitor.storage import Store
@@ -22,7 +21,7 @@ from ccapi_monitor.storage import Store
 log = structlog.get_logger(__name__)
 
 #: ``--report-chips`` values to chip styles (``off``: no chips).
-CHIP_STYLES: dict[str, Style] = {"true-colour": "true", "false-colour": "false"}
+CHIP_STYLES: dict[str, Literal["true", "false"]] = {"true-colour": "true", "false-colour": "false"}
 
 
 def _lines(infrastructure: InfrastructureSource | None, region: Region) -> list[MapLine]:
@@ -54,6 +53,8 @@ def publish_run(
     geometries = {r.name: r.to_feature()["geometry"] for r in regions}
     site_chips = {}
     if chips in CHIP_STYLES:
+        from ccapi_monitor.reports.chips import chip_source_for, collect_chips  # reads imagery: only here
+
         ranked = [(by_name[r.name], r.polygons) for r in rank_order(summary.regions) if r.name in by_name]
         site_chips = collect_chips(chip_source_for(backend, style=CHIP_STYLES[chips]), ranked, summary.run_date)
     lines = {r.name: _lines(infrastructure, by_name[r.name]) for r in summary.regions if r.name in by_name}
