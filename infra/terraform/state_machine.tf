@@ -1,6 +1,6 @@
 locals {
-  # The template is valid JSON; jsondecode() makes a broken rendering fail at plan time.
-  state_machine_definition = jsonencode(jsondecode(templatefile("${path.module}/state_machine.asl.json", {
+  # The names both ASL templates may use (state_machine_fan_out.asl.json adds shard_size).
+  state_machine_template_variables = {
     ecs_cluster_arn        = var.ecs_cluster_arn
     task_definition_arn    = aws_ecs_task_definition.worker.arn
     container_name         = var.container_name
@@ -12,7 +12,9 @@ locals {
     metric_namespace       = var.metric_namespace
     log_group_name         = aws_cloudwatch_log_group.worker.name
     aws_region             = local.region
-  })))
+  }
+  # The template is valid JSON; jsondecode() makes a broken rendering fail at plan time.
+  state_machine_definition = jsonencode(jsondecode(templatefile("${path.module}/state_machine.asl.json", local.state_machine_template_variables)))
 }
 
 resource "aws_sfn_state_machine" "weekly" {
@@ -20,7 +22,7 @@ resource "aws_sfn_state_machine" "weekly" {
   name       = local.name
   type       = "STANDARD"
   role_arn   = aws_iam_role.state_machine.arn
-  definition = local.state_machine_definition
+  definition = local.deployed_state_machine_definition # fan_out.tf: single or map
 
   logging_configuration {
     log_destination = "${aws_cloudwatch_log_group.state_machine.arn}:*"

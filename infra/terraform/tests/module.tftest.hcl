@@ -226,3 +226,86 @@ run "rejects_bad_email" {
 
   expect_failures = [var.failure_emails]
 }
+
+run "single_is_the_default_fan_out" {
+  command = plan
+
+  assert {
+    condition     = can(jsondecode(local.deployed_state_machine_definition).States.RunWeeklyMonitoring) && !can(jsondecode(local.deployed_state_machine_definition).States.RunShards)
+    error_message = "fan_out defaults to single: one RunWeeklyMonitoring task, no Map."
+  }
+}
+
+run "fan_out_map_runs_shards_then_assembles_into_the_shared_tail" {
+  command = apply
+
+  variables {
+    fan_out    = "map"
+    shard_size = 12
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.weekly.definition).States.RunShards.Type == "Map" && !can(jsondecode(aws_sfn_state_machine.weekly.definition).States.RunWeeklyMonitoring)
+    error_message = "fan_out = map deploys the Map variant without the single run state."
+  }
+
+  assert {
+    condition     = length(regexall("[$][{]", aws_sfn_state_machine.weekly.definition)) == 0
+    error_message = "A placeholder was left unrendered in the fan-out definition."
+  }
+
+  assert {
+    condition = alltrue([
+      for name in ["CheckExecutionStatus", "ExtractResults", "PublishMetrics", "NotifySuccess", "HandlePartialFailure", "NotifyPartialFailure", "NotifyFailure", "FailExecution"] :
+      jsondecode(aws_sfn_state_machine.weekly.definition).States[name] == jsondecode(local.state_machine_definition).States[name]
+    ]) && jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble.Next == "CheckExecutionStatus"
+    error_message = "The fan-out variant must share the single variant's tail, entered from Assemble."
+  }
+
+  assert {
+    condition     = contains(jsondecode(aws_sfn_state_machine.weekly.definition).States.ValidateInputs.Parameters.Overrides.ContainerOverrides[0].Environment, { Name = "CCAPI_SHARD_SIZE", Value = "12" })
+    error_message = "ValidateInputs must plan with the configured shard_size."
+  }
+
+  # The Map's own Task (nested in ItemProcessor) and Assemble run the worker task definition,
+  # which the role may run: an INLINE Map needs no IAM beyond the single variant's.
+  assert {
+    condition = alltrue([
+      for state in [
+        jsondecode(aws_sfn_state_machine.weekly.definition).States.RunShards.ItemProcessor.States.RunShard,
+        jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble,
+        jsondecode(aws_sfn_state_machine.weekly.definition).States.ValidateInputs,
+        ] : state.Parameters.TaskDefinition == aws_ecs_task_definition.worker.arn && anytrue([
+          for st in jsondecode(aws_iam_role_policy.state_machine.policy).Statement :
+          st.Effect == "Allow" && contains(st.Action, "ecs:RunTask") &&
+          (contains(st.Resource, "*") || contains(st.Resource, state.Parameters.TaskDefinition))
+      ])
+    ])
+    error_message = "Every fan-out Task must run the worker task definition the role may run."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.weekly.definition).States.RunShards.ItemProcessor.ProcessorConfig.Mode == "INLINE"
+    error_message = "The Map is INLINE (docs/scaling.md)."
+  }
+}
+
+run "rejects_unknown_fan_out" {
+  command = plan
+
+  variables {
+    fan_out = "distributed"
+  }
+
+  expect_failures = [var.fan_out]
+}
+
+run "rejects_fractional_shard_size" {
+  command = plan
+
+  variables {
+    shard_size = 2.5
+  }
+
+  expect_failures = [var.shard_size]
+}
