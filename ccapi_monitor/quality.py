@@ -623,7 +623,7 @@ def check_corrections(imagery: Mapping[str, Any], t: QualityThresholds) -> list[
     means the catalogue (or our reading of it) changed, and every figure may be off.
     """
     corrections = imagery.get("corrections") or []
-    items = imagery.get("items")
+    items = imagery.get("items_read")
     if not corrections:
         return []
     if not isinstance(items, int) or items <= 0:

@@ -429,7 +429,7 @@ def _with_corrections(corrected: int, items: int | None) -> dict[str, Any]:
         for i in range(corrected)
     ]
     if items is not None:
-        report["imagery"]["items"] = items
+        report["imagery"]["items_read"] = items
     return report
 
 
