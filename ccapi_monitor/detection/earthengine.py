@@ -23,7 +23,6 @@ from typing import Any, ClassVar, Final
 import structlog
 from shapely.geometry import mapping
 
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.ee_auth import HIGH_VOLUME_URL, initialize_client, load_credentials
 from ccapi_monitor.detection.ee_quota import (
@@ -38,6 +37,7 @@ from ccapi_monitor.errors import AbortedError, CCAPIError, CredentialsError, Det
 from ccapi_monitor.models import ChangePolygon, DetectionResult
 from ccapi_monitor.params import CLASS_VALUES, CLASSES, DateWindow, DetectionParams, Windows
 from ccapi_monitor.regions import Region
+from ccapi_monitor.tracing import get_tracer
 
 #: ``ee`` ships no type information: its objects are annotated with this alias.
 EEObject = Any

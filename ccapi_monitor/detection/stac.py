@@ -119,7 +119,8 @@ class Scene:
     items: tuple[pystac.Item, ...]
 
 
-def _href(asset: pystac.Asset, base: Path | None) -> str:
+def asset_href(asset: pystac.Asset, base: Path | None) -> str:
+    """Where GDAL opens an asset: http(s) via /vsicurl/, s3 via /vsis3/, a relative path against ``base``."""
     href = asset.get_absolute_href() or asset.href
     parsed = urlparse(href)
     if parsed.scheme in ("http", "https"):
@@ -209,7 +210,9 @@ class SceneReader:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is missing")
         nodata = BandScaling.of(asset).nodata
         try:
-            return read_on_grid(_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0)
+            return read_on_grid(
+                asset_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0
+            )
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is unreadable: {exc}") from None
 
