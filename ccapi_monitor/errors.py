@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     PARTIAL = 2
     INVALID_INPUT = 3
     PREFLIGHT_FAILED = 4
+    #: A critical data-quality finding: reports written for review, latest.json not moved.
+    QUALITY_FAILED = 5
     SIGINT = 130
     SIGTERM = 143
 

@@ -29,6 +29,7 @@ from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
 from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
+from ccapi_monitor.quality import gate_run
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.reports.html import render_html
 from ccapi_monitor.reports.json_report import publish_reports
@@ -194,8 +195,15 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         ).run()
         if aborts.check() is not None:
             raise AbortedError(f"interrupted: {aborts.reason}", exit_code=aborts.code or ExitCode.SIGTERM)
+        summary = gate_run(
+            summary,
+            regions={r.name: r.geometry for r in regions},
+            reports=reports,
+            accept=settings.accept_quality,
+        )
         html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-        uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+        publishes = summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED)
+        uris = publish_reports(reports, summary, html, move_latest=publishes)
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
     return summary
@@ -219,7 +227,10 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
                 if summary is None:
                     return ExitCode.OK
                 code = ExitCode(summary.exit_code)
-                if code in (ExitCode.OK, ExitCode.PARTIAL):
+                if code == ExitCode.QUALITY_FAILED and summary.quality is not None:
+                    # Reports are written for review; the ASL routes the status to CCAPI.DataQualityFailed.
+                    _report_error(code, summary.quality.summary_line())
+                if code in (ExitCode.OK, ExitCode.PARTIAL, ExitCode.QUALITY_FAILED):
                     callback.succeed(success_payload(summary))
                 else:
                     message = "no region succeeded"

@@ -16,10 +16,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccapi_monitor.params import DetectionParams, Windows
+from ccapi_monitor.quality import QualityReport
 
 ChangeClass = Literal["vegetation_clearing", "built_up"]
 RegionStatus = Literal["ok", "insufficient_observations", "failed"]
-RunStatus = Literal["succeeded", "partial", "failed", "invalid_input", "preflight_failed", "aborted"]
+RunStatus = Literal[
+    "succeeded", "partial", "failed", "quality_failed", "invalid_input", "preflight_failed", "aborted"
+]
 ChangeKind = Literal["new", "persisting"]
 
 #: What report.json and report.html say when there was no run to compare against.
@@ -199,6 +202,8 @@ class RunSummary(BaseModel):
     parameters: DetectionParams
     previous_run: PreviousRunInfo = Field(default_factory=lambda: PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE))
     report_uris: dict[str, str] = Field(default_factory=dict)
+    #: The data-quality gate's verdict (docs/quality.md); ``None`` until the gate has run.
+    quality: QualityReport | None = None
 
     def counts(self) -> dict[str, int]:
         by_status = [r.status for r in self.regions]

@@ -520,3 +520,23 @@ def test_docs_give_every_threshold_with_its_value_and_every_check() -> None:
         re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \|", text, flags=re.MULTILINE)
     )
     assert documented == {*INVARIANT_CHECKS, *HISTORY_CHECKS}
+
+
+def test_the_page_shows_the_quality_section_escaped() -> None:
+    from ccapi_monitor.reports.html import render_html
+
+    report, changes, metrics = documents(make_run())
+    report["regions"][0]["observed_fraction"] = 1.3
+    quality = gate(report, changes, metrics, history=_history(weeks=2))
+    page = render_html(make_run().model_copy(update={"quality": quality}))
+    section = page[page.index('<section id="quality"') : page.index("</section>", page.index('id="quality"'))]
+    assert "Data quality: failed" in section
+    assert "Not published." in section
+    assert f"<td>observed_fraction_range</td><td>critical</td><td>{FIRST}</td>" in section
+    assert "Not checked: region_new_area_spike (2 earlier published week(s), 4 needed)" in section
+    assert 'id="quality"' not in render_html(make_run())  # no verdict, no section
+
+    quality = quality.model_copy(
+        update={"findings": [quality.findings[0].model_copy(update={"message": "<script>x</script>"})]}
+    )
+    assert "&lt;script&gt;x&lt;/script&gt;" in render_html(make_run().model_copy(update={"quality": quality}))

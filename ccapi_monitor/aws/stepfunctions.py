@@ -113,6 +113,8 @@ def success_payload(summary: RunSummary) -> dict[str, Any]:
         },
         "report": {kind: summary.report_uris.get(kind) for kind in ("json", "html", "geojson")},
     }
+    if summary.quality is not None:  # the ASL's quality_failed route reads quality.message
+        payload["quality"] = summary.quality.callback_fields()
     return _fit(payload, OUTPUT_BUDGET_BYTES)
 
 

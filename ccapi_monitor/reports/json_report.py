@@ -62,6 +62,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "regions": regions,
         "totals": summary.totals.model_dump(mode="json"),
         "duration_s": round(summary.duration_s, 3),
+        "quality": summary.quality.model_dump(mode="json") if summary.quality else None,
     }
 
 
