@@ -21,6 +21,9 @@ class ExitCode(IntEnum):
     SIGTERM = 143
 
 
+#: Exit codes answered with SendTaskSuccess; the state machine branches on the payload's status.
+SUCCESS_CALLBACK_CODES = frozenset({ExitCode.OK, ExitCode.PARTIAL, ExitCode.QUALITY_FAILED})
+
 #: Step Functions error names sent with SendTaskFailure, by exit code.
 FAILURE_ERROR_NAMES: dict[ExitCode, str] = {
     ExitCode.FAILED: "CCAPI.Failed",
