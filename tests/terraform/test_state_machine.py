@@ -420,7 +420,9 @@ def test_quality_failed_run_notifies_with_the_report_and_fails_data_quality(stac
     message = quality.summary_line()
     execution = stack.start()
     _pass_preflight(stack)
-    stack.container.succeed(stack.container.next_run(), payload)
+    run = stack.container.next_run()
+    stack.container.wait_listening(run)  # under load moto takes a moment to accept the token
+    stack.container.succeed(run, payload)
 
     final = stack.finish(execution)
     assert (final["status"], final["error"], final["cause"]) == ("FAILED", "CCAPI.DataQualityFailed", message)
