@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs clean bench
+.PHONY: demo test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs report-schema clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,10 @@ slack-notifier: venv
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
 	$(BIN)/python -m tools.docsgen docs/configuration.md
+
+# docs/report.schema.json is generated from the report models; a test fails when it is stale.
+report-schema: venv
+	$(BIN)/python -m tools.report_schema docs/report.schema.json
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) tools/asl-validator/node_modules .mypy_cache .pytest_cache .ruff_cache
