@@ -1,4 +1,4 @@
-"""Errors and the exit codes they map to (ARCHITECTURE.md, "Exit codes").
+"""Errors and the exit codes they map to (docs/design/exit-codes.md).
 
 Every error the job raises on purpose derives from :class:`CCAPIError`, so the CLI
 can turn it into one line on stderr and the documented exit code without a traceback.

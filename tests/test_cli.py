@@ -1,4 +1,4 @@
-"""The command line contract (ARCHITECTURE.md, "Command line" and "Exit codes")."""
+"""The command line contract (docs/design/cli.md and docs/design/exit-codes.md)."""
 
 from __future__ import annotations
 

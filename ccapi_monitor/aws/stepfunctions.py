@@ -98,7 +98,7 @@ def _failed_names(summary: RunSummary) -> list[str]:
 
 
 def success_payload(summary: RunSummary) -> dict[str, Any]:
-    """SendTaskSuccess output (ARCHITECTURE.md, "Step Functions callback"), under 64 KiB."""
+    """SendTaskSuccess output (docs/design/callback.md), under 64 KiB."""
     payload: dict[str, Any] = {
         "status": summary.status,
         "exit_code": summary.exit_code,
