@@ -31,8 +31,8 @@ from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
 from ccapi_monitor.quality import gate_run
 from ccapi_monitor.regions import Region, load_regions
-from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.reports.publish import publish_run
+from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
@@ -201,11 +201,19 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
             reports=reports,
             accept=settings.accept_quality,
         )
-        html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-        publishes = summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED)
-        uris = publish_reports(reports, summary, html, move_latest=publishes)
+        uris = publish_run(
+            reports,
+            summary,
+            regions,
+            backend=backend,
+            infrastructure=infrastructure,
+            chips=settings.report_chips,
+            move_latest=summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED),
+        )
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
+    if sys.stdout.isatty():  # a person at a terminal: the top regions and where the page is
+        click.echo(summary_table(summary))
     return summary
 
 

@@ -52,6 +52,7 @@ from ccapi_monitor.params import DetectionParams
 Imagery = Literal["earthengine", "stac", "demo"]
 Infrastructure = Literal["overpass", "pbf", "off"]
 MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
+ReportChips = Literal["true-colour", "false-colour", "off"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ class Settings(BaseModel):
     )
     cache: Annotated[str, Source(env="CCAPI_CACHE_URI")] = Field(
         "./.ccapi-cache", description="Checkpoints and caches: s3://bucket/prefix or a local folder."
+    )
+    report_chips: Annotated[ReportChips, Source(env="CCAPI_REPORT_CHIPS", commands=("run",))] = Field(
+        "true-colour",
+        description="Before/after image chips of the top new sites in report.html: true-colour, "
+        "false-colour (NIR, red, green) or off.",
     )
     environment: Annotated[str, Source(env="CCAPI_ENVIRONMENT")] = Field(
         "local", description="Metric dimension and report label."
