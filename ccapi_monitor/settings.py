@@ -148,6 +148,10 @@ class Settings(BaseModel):
     force_refresh: Annotated[
         bool, Source(env="CCAPI_FORCE_REFRESH", execution_input=True, commands=("run",))
     ] = Field(False, description="Ignore checkpoints of this week and recompute every region.")
+    accept_quality: Annotated[bool, Source(execution_input=True, commands=("run",))] = Field(
+        False,
+        description="Publish a run whose critical data-quality findings an operator reviewed (docs/quality.md).",
+    )
     auto_confirm: Annotated[bool, Source(env="CCAPI_AUTO_CONFIRM", commands=("run",))] = Field(
         False, description="Run without asking (required without a terminal)."
     )

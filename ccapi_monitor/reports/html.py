@@ -332,6 +332,7 @@ def render_html(
             (colour, f"{kind} {CLASS_LABELS[cls]}") for (kind, cls), colour in CHANGE_COLOURS.items()
         ],
         "problems": _problems(summary.regions),
+        "quality": summary.quality,
         "sections": [
             _section(
                 ranks[r.name],
