@@ -24,7 +24,7 @@ import structlog
 from ccapi_monitor.aws.metrics import publish_run_metrics
 from ccapi_monitor.aws.stepfunctions import TaskCallback
 from ccapi_monitor.changes import load_previous_run
-from ccapi_monitor.detection import create_backend
+from ccapi_monitor.detection import ImageryBackend, create_backend
 from ccapi_monitor.errors import AbortedError, CCAPIError, ExitCode, InvalidInputError
 from ccapi_monitor.fanout import (
     FanOutStore,
@@ -41,9 +41,10 @@ from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
 from ccapi_monitor.models import NO_PREVIOUS_RUN_NOTE, ImageryInfo, PreviousRunInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
+from ccapi_monitor.quality import gate_run
 from ccapi_monitor.regions import Region, load_regions
-from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.reports.publish import publish_run
+from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, build_summary, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
@@ -217,15 +218,37 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         if shard is not None:
             record_shard(FanOutStore(cache, settings.run_date, run_id), shard, summary, started_at)
             return summary
-        return _publish(settings, summary, regions, reports)
+        return _publish(settings, summary, regions, reports, backend, infrastructure)
 
 
-def _publish(settings: Settings, summary: RunSummary, regions: list[Region], reports: Store) -> RunSummary:
-    """Reports (``latest.json`` last), then the worker metrics: a single run's or assemble's."""
-    html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-    uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+def _publish(
+    settings: Settings,
+    summary: RunSummary,
+    regions: list[Region],
+    reports: Store,
+    backend: ImageryBackend,
+    infrastructure: InfrastructureSource,
+) -> RunSummary:
+    """Quality gate, reports (``latest.json`` last), metrics: a single run's or assemble's."""
+    summary = gate_run(
+        summary,
+        regions={r.name: r.geometry for r in regions},
+        reports=reports,
+        accept=settings.accept_quality,
+    )
+    uris = publish_run(
+        reports,
+        summary,
+        regions,
+        backend=backend,
+        infrastructure=infrastructure,
+        chips=settings.report_chips,
+        move_latest=summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED),
+    )
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
+    if sys.stdout.isatty():  # a person at a terminal: the top regions and where the page is
+        click.echo(summary_table(summary))
     return summary
 
 
@@ -263,7 +286,7 @@ def _assemble(settings: Settings, aborts: AbortController, callback: TaskCallbac
     tracer = Tracer(settings.xray)
     set_tracer(tracer)
     with tracer.run(settings.run_id):
-        return _publish(settings, summary, regions, reports)
+        return _publish(settings, summary, regions, reports, backend, _infrastructure(settings, cache))
 
 
 Execute = Callable[[Settings, AbortController, TaskCallback], RunSummary | None]
@@ -306,14 +329,17 @@ def run_job(
                 if summary is None:  # dry run, or the plan was declined
                     return _conclude(callback, ExitCode.OK)
                 code = ExitCode(summary.exit_code)
-                output = None
                 if settings.shard and execute is _execute:
                     # A shard answers with a small summary whatever its size; stdout shows it to people.
                     output = shard_payload(Shard.parse(settings.shard), summary)
                     click.echo(json.dumps(output))
-                return _conclude(
-                    callback, code, summary=summary, message="no region succeeded", output=output
-                )
+                    return _conclude(
+                        callback, code, summary=summary, message="no region succeeded", output=output
+                    )
+                if code == ExitCode.QUALITY_FAILED and summary.quality is not None:
+                    # Reports were written for review; the ASL routes quality_failed to CCAPI.DataQualityFailed.
+                    return _conclude(callback, code, summary=summary, message=summary.quality.summary_line())
+                return _conclude(callback, code, summary=summary, message="no region succeeded")
             except CCAPIError as exc:
                 code = _conclude(callback, exc.exit_code, summary=summary, message=str(exc))
                 if isinstance(exc, AbortedError):
