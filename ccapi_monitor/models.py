@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ccapi_monitor.params import CLASSES, DetectionParams, Windows
+from ccapi_monitor.quality import QualityReport
 
 ChangeClass = Literal["vegetation_clearing", "built_up"]
 RegionStatus = Literal["ok", "insufficient_observations", "failed"]
@@ -253,6 +254,8 @@ class RunSummary(BaseModel):
     parameters: DetectionParams
     previous_run: PreviousRunInfo = Field(default_factory=lambda: PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE))
     report_uris: dict[str, str] = Field(default_factory=dict)
+    #: The data-quality gate's verdict (docs/quality.md); ``None`` until the gate has run.
+    quality: QualityReport | None = None
 
     def counts(self) -> dict[str, int]:
         by_status = [r.status for r in self.regions]

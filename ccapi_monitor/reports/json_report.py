@@ -18,6 +18,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccapi_monitor.models import ChangePolygon, ImageryInfo, PreviousRunInfo, RegionResult, RunStatus, RunSummary, Totals
+from ccapi_monitor.quality import QualityReport
 from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.reports.history import PARQUET_TYPE, changes_parquet, write_history
 from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
@@ -62,6 +63,8 @@ class ReportDocument(BaseModel):
     regions: list[RegionReport] = Field(min_length=1)
     totals: Totals
     duration_s: float = Field(ge=0)
+    #: The data-quality gate's verdict (docs/quality.md); null when the gate did not run.
+    quality: QualityReport | None = None
 
 
 def build_report(summary: RunSummary) -> dict[str, Any]:
@@ -79,6 +82,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
             "regions": [r.model_dump() for r in summary.regions],
             "totals": summary.totals,
             "duration_s": round(summary.duration_s, 3),
+            "quality": summary.quality,
         }
     )
     return document.model_dump(mode="json")
