@@ -9,6 +9,7 @@ from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.html import STATUS_LABELS, rank_order
 
 TOP: Final = 5
+LABELS: Final = ("BUY", "WATCH", "PASS")
 _DASH: Final = "-"
 
 
@@ -52,6 +53,12 @@ def summary_table(summary: RunSummary, *, top: int = TOP) -> str:
     ]
     if len(ranked) > top:
         out.append(f"... and {len(ranked) - top} more regions in the report")
+    labels = [r.score.label for r in ranked if r.score and r.score.label]
+    out.append("labels: " + (", ".join(f"{labels.count(x)} {x}" for x in LABELS) if labels else "none"))
+    for status in ("insufficient_observations", "failed"):
+        names = [r.name for r in ranked if r.status == status]
+        if names:
+            out.append(f"{STATUS_LABELS[status]}: {', '.join(sorted(names))}")
     report = summary.report_uris.get("html")
     out.append(f"report: {report}" if report else "report: not published")
     return "\n".join(out)

@@ -21,7 +21,11 @@ def test_top_regions_in_rank_order_with_the_report_path():
     assert top.score is not None and top.score.value is not None
     assert body[0].split()[2] == f"{top.score.value:.0f}"
     assert len({len(line) for line in lines[1:7]}) <= 2  # aligned columns (trailing blanks trimmed)
-    assert lines[-2] == "... and 24 more regions in the report"
+    assert "... and 24 more regions in the report" in lines
+    labels = [r.score.label for r in summary.regions if r.score and r.score.label]
+    assert f"labels: {labels.count('BUY')} BUY, {labels.count('WATCH')} WATCH, {labels.count('PASS')} PASS" in lines
+    assert "insufficient observations: anyer_carita_coastal, bogor_puncak_highland, malang_south_highland" in lines
+    assert "failed: jember_southern_coast" in lines
     assert lines[-1] == "report: /tmp/reports/weekly/x/report.html"
 
 
