@@ -54,7 +54,7 @@ class ChangePolygon(BaseModel):
     change_class: ChangeClass = Field(alias="class")
     area_ha: float
     centroid: tuple[float, float]  # lon, lat
-    geometry: dict[str, Any]
+    geometry: dict[str, object]  # GeoJSON geometry; not JsonValue: validating coordinates is slow
     change: ChangeKind = "new"
     first_detected: date | None = None
 
