@@ -47,7 +47,7 @@ from ccapi_monitor.detection.arrays import (
 from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.errors import AbortedError, DetectionError
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.regions import Region
 
@@ -547,6 +547,9 @@ class StacBackend(ImageryBackend):
             "assets": list(REQUIRED_ASSETS),
             "scale_m": self.params.scale_m,
         }
+
+    def corrections(self) -> list[ImageryCorrection]:
+        return [ImageryCorrection(**c.as_dict()) for c in self.offsets.corrections()]
 
     def preflight(self) -> list[str]:
         if self._is_api:

@@ -38,6 +38,7 @@ _REGION_FIELDS = (
     "scenes",
     "infrastructure",
     "score",
+    "compared_against",
     "duration_s",
     "from_checkpoint",
 )
