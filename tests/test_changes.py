@@ -348,6 +348,10 @@ def test_two_consecutive_demo_runs(tmp_path: Path, worker_env: dict[str, str]):
     assert week1["changes"], "the demo plants events every week: week 1 must find some"
     assert {p.change for p in week1["changes"]} == {"new"}
     assert "No previous run to compare with" in week1["html"]
+    # The demo's mislabelled items are corrected and counted in the imagery section.
+    corrections = week1["report"]["imagery"]["corrections"]
+    assert corrections
+    assert {c["applied_offset"] for c in corrections} == {0.0, -0.1}
 
     week2 = run(WEEK2)
     report = week2["report"]
