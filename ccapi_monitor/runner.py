@@ -411,7 +411,10 @@ class Runner:
             regions=results,
             totals=aggregate(results, geometries),
             imagery=self.deps.imagery_info.model_copy(
-                update={"corrections": self.deps.backend.corrections()}
+                update={
+                    "corrections": self.deps.backend.corrections(),
+                    **({"items_read": n} if (n := self.deps.backend.items_read()) is not None else {}),
+                }
             ),
             windows=self.windows,
             parameters=self.deps.params,

@@ -352,6 +352,7 @@ def test_two_consecutive_demo_runs(tmp_path: Path, worker_env: dict[str, str]):
     corrections = week1["report"]["imagery"]["corrections"]
     assert corrections
     assert {c["applied_offset"] for c in corrections} == {0.0, -0.1}
+    assert week1["report"]["imagery"]["items_read"] > len(corrections)
 
     week2 = run(WEEK2)
     report = week2["report"]

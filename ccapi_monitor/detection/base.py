@@ -13,7 +13,7 @@ from ccapi_monitor.regions import Region
 
 
 class ImageryBackend(ABC):
-    """Implements DETECTION.md for one imagery source.
+    """Implements docs/design/detection.md for one imagery source.
 
     ``detect`` is called concurrently from several threads (one region each), so
     implementations keep per-region state local. It raises
@@ -36,6 +36,10 @@ class ImageryBackend(ABC):
     def corrections(self) -> list[ImageryCorrection]:
         """Items whose metadata disagreed with their pixels and were read corrected, this process."""
         return []
+
+    def items_read(self) -> int | None:
+        """Imagery items read in this process (``None``: the backend does not read items)."""
+        return None
 
     def preflight(self) -> list[str]:
         """Problems that would stop a run, one line each; empty when usable."""

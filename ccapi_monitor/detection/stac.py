@@ -191,7 +191,7 @@ def check_offset(
     declared: BandScaling,
     max_share: float,
 ) -> tuple[float, OffsetCorrection | None] | None:
-    """The offset the pixels carry (DETECTION.md step 1), or ``None`` when too few pixels judge.
+    """The offset the pixels carry (docs/design/detection.md step 1), or ``None`` when too few pixels judge.
 
     A declared offset that drives more than ``max_share`` of clear vegetation/bare-soil
     pixels below zero was already applied to the pixels: read without it. On a baseline
@@ -430,6 +430,7 @@ class OffsetLedger:
         self._lock = threading.Lock()
         self._offsets: dict[str, float] = {}
         self._corrections: dict[str, OffsetCorrection] = {}
+        self._seen: set[str] = set()
 
     def offset_for(
         self,
@@ -441,6 +442,7 @@ class OffsetLedger:
     ) -> float | None:
         """The item's verified offset; ``None`` (use what is declared) until enough pixels judge."""
         with self._lock:
+            self._seen.add(item.id)
             if item.id in self._offsets:
                 return self._offsets[item.id]
         verdict = check_offset(item, dns, scl, declared, max_share)
@@ -463,6 +465,12 @@ class OffsetLedger:
             )
         return offset
 
+    @property
+    def items_read(self) -> int:
+        """Distinct items read so far (what the corrections are a share of)."""
+        with self._lock:
+            return len(self._seen)
+
     def corrections(self, item_ids: Iterable[str] | None = None) -> list[OffsetCorrection]:
         """Corrections made so far (of ``item_ids`` only, when given), by item id."""
         with self._lock:
@@ -472,7 +480,7 @@ class OffsetLedger:
 
 
 class StacBackend(ImageryBackend):
-    """DETECTION.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
+    """docs/design/detection.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
 
     name: ClassVar[str] = "stac"
 
@@ -567,6 +575,9 @@ class StacBackend(ImageryBackend):
 
     def corrections(self) -> list[ImageryCorrection]:
         return [ImageryCorrection(**c.as_dict()) for c in self.offsets.corrections()]
+
+    def items_read(self) -> int | None:
+        return self.offsets.items_read
 
     def preflight(self) -> list[str]:
         if self._is_api:
