@@ -57,7 +57,7 @@ def _records(raw: bytes, name: str) -> tuple[list[dict[str, Any]], set[str]]:
         kind = "parquet" if raw.startswith(b"PAR1") else "json" if head in (b"[", b"{") else "csv"
     try:
         if kind == "parquet":
-            table = pq.read_table(io.BytesIO(raw))
+            table = pq.ParquetFile(io.BytesIO(raw)).read()
             return table.to_pylist(), set(table.column_names)
         if kind == "json":
             document = json.loads(raw)

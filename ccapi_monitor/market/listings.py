@@ -16,7 +16,7 @@ for ``PAGE_TTL`` in the cache store; each run's points are kept as history for t
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -249,7 +249,7 @@ class ListingsSource(MarketSource):
         if not self.allow_network:
             return None, f"{redact_url(page.url)}: not fetched (scraping disabled) and not cached"
         if self.fetcher is None:
-            self.fetcher = PoliteFetcher()
+            return None, f"{redact_url(page.url)}: no fetcher"
         try:
             fetched = self.fetcher.get(page.url)
         except MarketError as exc:
@@ -268,8 +268,21 @@ class ListingsSource(MarketSource):
         return {**document, "from_cache": False}, None
 
     def load(self, regions: Sequence[Region], run_date: date) -> MarketData:
+        if self.fetcher is None and self.allow_network:
+            self.fetcher = PoliteFetcher()
+        # One worker per host: a host's pages wait on its interval anyway, other hosts need not.
+        by_host: dict[str, list[int]] = defaultdict(list)
+        for index, page in enumerate(self.pages):
+            by_host[urlsplit(page.url).netloc].append(index)
+        found: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
+
+        def read_host(indices: list[int]) -> None:
+            for index in indices:
+                found[index] = self._page(self.pages[index], run_date)
+
         with ThreadPoolExecutor(max_workers=PAGE_WORKERS, thread_name_prefix="market") as pool:
-            results = list(pool.map(lambda p: self._page(p, run_date), self.pages))
+            list(pool.map(read_host, by_host.values()))
+        results = [found[index] for index in range(len(self.pages))]
         locator = RegionLocator(regions)
         points: list[PricePoint] = []
         problems: list[str] = []
