@@ -56,6 +56,7 @@ UNIT_CODES: Final[dict[str, float]] = {"MTK": 1.0, "ARE": 100.0, "HAR": 10_000.0
 #: Land size first: the price per m² of a plot is what the score compares.
 SIZE_KEYS: Final = ("lotSize", "landSize", "floorSize", "size")
 PAGE_WORKERS: Final = 4
+SYNTAXES: Final = ("json-ld", "microdata")
 
 
 @dataclass(frozen=True)
@@ -197,13 +198,15 @@ def _geo(node: dict[str, Any]) -> tuple[float, float] | None:
 
 def extract_listings(html: str, page_url: str) -> tuple[list[Listing], list[str]]:
     """Priced listings in a page's JSON-LD and microdata, and one line per listing skipped."""
-    try:
-        data = extruct.extract(html, base_url=page_url, syntaxes=["json-ld", "microdata"], uniform=True)
-    except Exception as exc:  # extruct surfaces lxml / json errors of many kinds for broken markup
-        return [], [f"{redact_url(page_url)}: structured data unreadable: {type(exc).__name__}"]
-    items = [*data.get("json-ld", []), *data.get("microdata", [])]
-    listings: list[Listing] = []
+    items: list[Any] = []
     problems: list[str] = []
+    # One syntax at a time: a broken JSON-LD block must not hide the page's microdata.
+    for syntax in SYNTAXES:
+        try:
+            items += extruct.extract(html, base_url=page_url, syntaxes=[syntax], uniform=True).get(syntax, [])
+        except Exception as exc:  # extruct surfaces lxml / json errors of many kinds for broken markup
+            problems.append(f"{redact_url(page_url)}: {syntax} unreadable: {type(exc).__name__}")
+    listings: list[Listing] = []
     for index, node in enumerate(_candidates(items), start=1):
         url = urljoin(page_url, str(node.get("url") or _first(node, "url") or page_url))
         try:

@@ -35,7 +35,9 @@ def figures(median: float, listings: int, **extra: object) -> MarketFigures:
 
 
 def score(market: MarketFigures | None):
-    return score_region(new_area_ha=AREA, area_km2=480, infrastructure=None, tier=2, prices=PRICES, market=market)
+    return score_region(
+        new_area_ha=AREA, area_km2=480, infrastructure=None, tier=2, prices=PRICES, market=market
+    )
 
 
 def test_live_figures_with_enough_listings_drive_the_market_term() -> None:
@@ -50,10 +52,15 @@ def test_live_figures_with_enough_listings_drive_the_market_term() -> None:
     )
     live = figures(1_000_000, MIN_MARKET_LISTINGS, trend=trend)
     result = score(live)
-    assert result.components["market"] == pytest.approx(affordability(3, PRICES), abs=0.01)  # tier-3 price level
+    assert result.components["market"] == pytest.approx(
+        affordability(3, PRICES), abs=0.01
+    )  # tier-3 price level
     assert result.components["market_live"] == 1.0
     assert result.components["land_price_idr_per_m2"] == 1_000_000
-    assert f"median IDR 1,000,000/m² from feed ({MIN_MARKET_LISTINGS} listings, +0.5 %/week; market" in result.rationale
+    assert (
+        f"median IDR 1,000,000/m² from feed ({MIN_MARKET_LISTINGS} listings, +0.5 %/week; market"
+        in result.rationale
+    )
     assert result.value is not None
     assert score(None).value is not None
     assert result.value > score(None).value  # cheaper than the tier says, same activity
@@ -71,11 +78,16 @@ def test_too_few_listings_use_the_table_and_say_how_many() -> None:
 
 def test_fallback_reason_reaches_the_rationale() -> None:
     fallback = figures(
-        PRICES[2].idr_per_m2, 0, source="static", fallback_reason="unreachable: https://h/feed.csv?…: HTTP 503"
+        PRICES[2].idr_per_m2,
+        0,
+        source="static",
+        fallback_reason="unreachable: https://h/feed.csv?…: HTTP 503",
     )
     result = score(fallback)
     assert result.components["market_live"] == 0.0
-    assert "static tier table: feed unavailable, unreachable: https://h/feed.csv?…: HTTP 503" in result.rationale
+    assert (
+        "static tier table: feed unavailable, unreachable: https://h/feed.csv?…: HTTP 503" in result.rationale
+    )
     assert result.value == score(None).value
 
 
