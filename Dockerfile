@@ -58,9 +58,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # Fixed ids so volume permissions and the ECS task definition can name them.
+# /tmp belongs to the worker (mode 1777 kept, so `docker run --user` with another uid works too).
 RUN groupadd --system --gid 10001 ccapi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-       --shell /usr/sbin/nologin ccapi
+       --shell /usr/sbin/nologin ccapi \
+    && chown 10001:10001 /tmp \
+    && chmod 1777 /tmp
+
+# The task definition mounts an empty bind-mount volume on /tmp (the root filesystem is
+# read-only). On Fargate platform 1.4.0+ such a volume is root-owned 0755 unless the image
+# declares the same path as a VOLUME: ECS then copies the image's /tmp, owner and mode
+# included, into the volume (docs/deployment.md, "Scratch space on Fargate").
+VOLUME ["/tmp"]
 
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck hadolint venv tools asl-validator browser lock config-docs clean bench
+.PHONY: demo test lint typecheck hadolint venv tools asl-validator slack-notifier browser lock config-docs clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,9 +71,13 @@ test: venv tools browser
 bench: venv
 	$(BIN)/python -m benchmarks.run_all
 
+# The Slack notifier's Lambda package, which infra/terraform/slack.tf deploys (byte-stable zip).
+slack-notifier: venv
+	$(BIN)/python -m ccapi_monitor.slack_notifier build infra/terraform/build/slack_notifier.zip
+
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
-	$(BIN)/python -m ccapi_monitor.docsgen docs/configuration.md
+	$(BIN)/python -m tools.docsgen docs/configuration.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) tools/asl-validator/node_modules .mypy_cache .pytest_cache .ruff_cache

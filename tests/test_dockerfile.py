@@ -236,6 +236,27 @@ def test_writes_only_under_tmp(final: Stage) -> None:
     assert env.get("PYTHONUNBUFFERED") == "1", "logs must reach CloudWatch before a crash"
 
 
+def test_every_task_definition_mount_is_a_volume_the_worker_owns(final: Stage) -> None:
+    """Fargate 1.4 bind mounts are root:root 0755 unless the image declares the path as a VOLUME.
+
+    The image must declare every containerPath of infra/terraform/ecs.tf as a VOLUME, and
+    hand that directory to the USER before the declaration (a RUN after VOLUME is discarded).
+    """
+    ecs = (ROOT / "infra" / "terraform" / "ecs.tf").read_text(encoding="utf-8")
+    mounts = set(re.findall(r'containerPath\s*=\s*"([^"]+)"', ecs))
+    assert mounts, "ecs.tf mounts no volume: the read-only root would leave nothing writable"
+    volumes = final.all("VOLUME")
+    declared = {path for v in volumes for path in (v.exec_form() or v.args.split())}
+    assert mounts <= declared, f"mounted but not declared as VOLUME: {sorted(mounts - declared)}"
+    uid = final.all("USER")[-1].args.partition(":")[0]
+    first_volume = final.instructions.index(volumes[0])
+    runs_before = " ".join(r.args for r in final.instructions[:first_volume] if r.keyword == "RUN")
+    for path in mounts:
+        assert re.search(rf"chown {uid}(:\d+)? {re.escape(path)}(\s|$)", runs_before), (
+            f"{path} is not chowned to uid {uid} before the VOLUME declaration"
+        )
+
+
 def test_no_secret_is_baked_in(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     global_args, stages = dockerfile
     assigned = dict(global_args)

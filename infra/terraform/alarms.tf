@@ -45,22 +45,29 @@ resource "aws_cloudwatch_metric_alarm" "event" {
   tags                = local.tags
 }
 
-# The schedule stopped (or every run failed): no success datapoint in the last N daily periods.
+# The schedule stopped (or every run failed): no WeeklyRunCompleted datapoint for N daily periods.
+# The state machine publishes it, value 1, for succeeded, partial and skipped runs, so a partial
+# week (already reported by executions-failed) or a holiday does not trip it. Missing data is
+# "missing", not "breaching": a new alarm starts in INSUFFICIENT_DATA and, with no transition,
+# notifies nobody right after deploy; once runs have completed, N days without one move it
+# OK -> INSUFFICIENT_DATA, which insufficient_data_actions report. (CloudWatch: "missing" - if all
+# datapoints in the evaluation range are missing, the alarm transitions to INSUFFICIENT_DATA.)
 # CloudWatch caps Period x EvaluationPeriods at 7 days, hence daily periods and at most 7 of them.
 resource "aws_cloudwatch_metric_alarm" "missing_success" {
-  alarm_name          = "${local.name}-no-weekly-success"
-  alarm_description   = "No WeeklyMonitoringSuccess datapoint for ${var.missing_success_alarm_days} daily periods: the schedule stopped or every run failed."
-  namespace           = var.metric_namespace
-  metric_name         = "WeeklyMonitoringSuccess"
-  dimensions          = { Environment = var.environment }
-  statistic           = "Sum"
-  period              = 86400
-  evaluation_periods  = var.missing_success_alarm_days
-  datapoints_to_alarm = var.missing_success_alarm_days
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
-  treat_missing_data  = "breaching"
-  alarm_actions       = [aws_sns_topic.failure.arn]
-  ok_actions          = [aws_sns_topic.failure.arn]
-  tags                = local.tags
+  alarm_name                = "${local.name}-no-completed-run"
+  alarm_description         = "No weekly run completed (succeeded, partial or skipped) for ${var.missing_success_alarm_days} days: the schedule stopped or every run failed. INSUFFICIENT_DATA is the signal: check the schedule (DLQ) and the failure notifications."
+  namespace                 = var.metric_namespace
+  metric_name               = "WeeklyRunCompleted"
+  dimensions                = { Environment = var.environment }
+  statistic                 = "Sum"
+  period                    = 86400
+  evaluation_periods        = var.missing_success_alarm_days
+  datapoints_to_alarm       = 1
+  threshold                 = 1
+  comparison_operator       = "LessThanThreshold"
+  treat_missing_data        = "missing"
+  alarm_actions             = [aws_sns_topic.failure.arn]
+  insufficient_data_actions = [aws_sns_topic.failure.arn]
+  ok_actions                = [aws_sns_topic.failure.arn]
+  tags                      = local.tags
 }

@@ -9,6 +9,10 @@ locals {
       { name = "CCAPI_MAX_CONCURRENCY", value = tostring(var.max_concurrency) },
       { name = "CCAPI_KMS_KEY_ID", value = var.kms_key_arn },
       { name = "CCAPI_METRICS", value = "cloudwatch" },
+      # The namespace the task role's PutMetricData condition allows: the worker must use the same.
+      { name = "CCAPI_METRIC_NAMESPACE", value = var.metric_namespace },
+      # Read by ValidateInputs (ccapi-monitor preflight) to decide whether this week is skipped.
+      { name = "CCAPI_SKIP_CALENDAR", value = jsonencode(local.skip_calendar) },
       { name = "CCAPI_XRAY", value = var.enable_xray_sidecar ? "true" : "false" },
       { name = "TMPDIR", value = "/tmp" },
       { name = "HOME", value = "/tmp" },

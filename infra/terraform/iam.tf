@@ -3,16 +3,19 @@
 
 locals {
   same_account = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-  # One trust policy per AWS service that assumes a role here, each limited to this account.
+  # One trust policy per AWS service that assumes a role here, limited to this account where the
+  # service passes aws:SourceAccount (Lambda does not for its execution role, so no condition there).
   trust_policy = {
-    for service in ["states", "ecs-tasks", "scheduler"] : service => jsonencode({
+    for service in ["states", "ecs-tasks", "scheduler", "lambda"] : service => jsonencode({
       Version = "2012-10-17"
-      Statement = [{
-        Effect    = "Allow"
-        Principal = { Service = "${service}.amazonaws.com" }
-        Action    = ["sts:AssumeRole"]
-        Condition = local.same_account
-      }]
+      Statement = [merge(
+        {
+          Effect    = "Allow"
+          Principal = { Service = "${service}.amazonaws.com" }
+          Action    = ["sts:AssumeRole"]
+        },
+        service == "lambda" ? {} : { Condition = local.same_account },
+      )]
     })
   }
   ecs_task_arn_pattern = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task/${element(split("/", var.ecs_cluster_arn), 1)}/*"
@@ -23,6 +26,38 @@ locals {
     Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
     Resource = ["*"]
   }
+  # A role that writes one log group and reads one secret (ECS task execution: the GEE key; the
+  # Slack notifier: the webhook), with kms:Decrypt via Secrets Manager when the secret has its own key.
+  secret_readers = merge(
+    { GeeKey = { log_group_arn = aws_cloudwatch_log_group.worker.arn, secret_arn = var.gee_secret_arn, kms_key_arn = var.secret_kms_key_arn } },
+    local.slack_enabled ? { SlackWebhook = { log_group_arn = aws_cloudwatch_log_group.slack[0].arn, secret_arn = var.slack_webhook_secret_arn, kms_key_arn = var.slack_secret_kms_key_arn } } : {},
+  )
+  log_and_secret_statements = {
+    for name, r in local.secret_readers : name => concat(
+      [
+        {
+          Sid      = "WriteLogs"
+          Effect   = "Allow"
+          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+          Resource = ["${r.log_group_arn}:*"]
+        },
+        {
+          Sid      = "Read${name}"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:GetSecretValue"]
+          Resource = [r.secret_arn]
+        },
+      ],
+      r.kms_key_arn == null ? [] : [{
+        Sid       = "Decrypt${name}"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt"]
+        Resource  = [r.kms_key_arn]
+        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
+      }],
+    )
+  }
+
   put_metric_statement = {
     Sid       = "PutMetricDataOwnNamespace" # PutMetricData has no resource type; the namespace condition scopes it
     Effect    = "Allow"
@@ -120,41 +155,19 @@ resource "aws_iam_role_policy" "task_execution" {
   role = aws_iam_role.task_execution.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat(
-      [
-        {
-          Sid      = "WriteWorkerLogs"
-          Effect   = "Allow"
-          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-          Resource = ["${aws_cloudwatch_log_group.worker.arn}:*"]
-        },
-        {
-          Sid      = "ReadGeeKey"
-          Effect   = "Allow"
-          Action   = ["secretsmanager:GetSecretValue"]
-          Resource = [var.gee_secret_arn]
-        },
-      ],
-      var.secret_kms_key_arn == null ? [] : [{
-        Sid       = "DecryptGeeKey"
-        Effect    = "Allow"
-        Action    = ["kms:Decrypt"]
-        Resource  = [var.secret_kms_key_arn]
-        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
-      }],
-      local.ecr_repository_arn == null ? [] : [
-        {
-          Sid      = "EcrAuthNoResourceLevelPermissions" # GetAuthorizationToken accepts only "*"
-          Effect   = "Allow"
-          Action   = ["ecr:GetAuthorizationToken"]
-          Resource = ["*"]
-        },
-        {
-          Sid      = "PullWorkerImage"
-          Effect   = "Allow"
-          Action   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-          Resource = [local.ecr_repository_arn]
-        },
+    Statement = concat(local.log_and_secret_statements["GeeKey"], local.ecr_repository_arn == null ? [] : [
+      {
+        Sid      = "EcrAuthNoResourceLevelPermissions" # GetAuthorizationToken accepts only "*"
+        Effect   = "Allow"
+        Action   = ["ecr:GetAuthorizationToken"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "PullWorkerImage"
+        Effect   = "Allow"
+        Action   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+        Resource = [local.ecr_repository_arn]
+      },
       ],
     )
   })
@@ -235,6 +248,14 @@ resource "aws_iam_role_policy" "scheduler" {
         Effect   = "Allow"
         Action   = ["sqs:SendMessage"]
         Resource = [aws_sqs_queue.schedule_dlq.arn]
+      },
+      {
+        # The schedule's target input is encrypted with the customer-managed key; Scheduler decrypts
+        # it with this role when it invokes the target (EventBridge Scheduler, "Encryption at rest").
+        Sid      = "DecryptScheduleInput"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = [var.kms_key_arn]
       },
       {
         Sid       = "EncryptedDeadLetterQueue"

@@ -38,6 +38,16 @@ locals {
   worker_log_group_name        = "${local.name}-worker"
   state_machine_log_group_name = "/aws/vendedlogs/states/${local.name}"
 
+  # What ValidateInputs reads from CCAPI_SKIP_CALENDAR (ccapi_monitor/skip_calendar.py parses it).
+  skip_calendar = {
+    public_holidays_country = var.skip_calendar.public_holidays_country
+    dates                   = var.skip_calendar.dates
+    windows                 = var.skip_calendar.windows
+  }
+
+  dashboard_name = local.name
+  dashboard_url  = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${local.dashboard_name}"
+
   tags = merge(var.tags, {
     Application = "ccapi-monitor"
     Environment = var.environment

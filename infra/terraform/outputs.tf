@@ -77,3 +77,13 @@ output "start_execution_command" {
   description = "AWS CLI command that starts a manual run for a given date."
   value       = "aws stepfunctions start-execution --region ${local.region} --state-machine-arn ${aws_sfn_state_machine.weekly.arn} --name manual-$(date -u +%Y%m%dT%H%M%S) --input '{\"run_date\": \"YYYY-MM-DD\"}'"
 }
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard of the weekly runs."
+  value       = local.dashboard_url
+}
+
+output "slack_notifier_function_name" {
+  description = "Lambda that posts to Slack (null when slack_webhook_secret_arn is not set)."
+  value       = local.slack_enabled ? aws_lambda_function.slack[0].function_name : null
+}

@@ -22,10 +22,15 @@ resource "aws_scheduler_schedule" "weekly" {
     role_arn = aws_iam_role.scheduler.arn
 
     # The scheduled (not the actual) time, so a late or retried start reports on the intended date.
-    input = jsonencode({
-      run_date = "<aws.scheduler.scheduled-time>"
-      trigger  = "schedule"
-    })
+    # regions_count only when set: absent means every region in the regions file.
+    input = jsonencode(merge(
+      {
+        run_date        = "<aws.scheduler.scheduled-time>"
+        trigger         = "schedule"
+        enable_scraping = var.enable_web_scraping
+      },
+      var.default_regions_count == null ? {} : { regions_count = var.default_regions_count },
+    ))
 
     retry_policy {
       maximum_event_age_in_seconds = 3600

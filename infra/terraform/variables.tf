@@ -294,7 +294,7 @@ variable "log_retention_days" {
 }
 
 variable "missing_success_alarm_days" {
-  description = "Alarm when no WeeklyMonitoringSuccess datapoint arrived for this many daily periods. CloudWatch caps Period x EvaluationPeriods at 7 days."
+  description = "Notify when no run completed (WeeklyRunCompleted: succeeded, partial or skipped) for this many daily periods. CloudWatch caps Period x EvaluationPeriods at 7 days."
   type        = number
   default     = 7
 
@@ -320,4 +320,94 @@ variable "tags" {
   description = "Tags applied to every resource (provider default_tags are honoured as well)."
   type        = map(string)
   default     = {}
+}
+
+# --- The seed's knobs, passed to every scheduled run's execution input --------------------------
+
+variable "default_regions_count" {
+  description = "Regions the scheduled run processes (first N by priority then name; execution input regions_count). null: all regions in the regions file."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.default_regions_count == null || try(var.default_regions_count >= 1 && floor(var.default_regions_count) == var.default_regions_count, false)
+    error_message = "default_regions_count must be null (all regions) or a whole number of at least 1."
+  }
+}
+
+variable "enable_web_scraping" {
+  description = "Turn on the market-price web scraping of the scheduled run (execution input enable_scraping)."
+  type        = bool
+  default     = false
+}
+
+# --- Skip calendar (holidays and maintenance windows) --------------------------------------------
+
+variable "skip_calendar" {
+  description = <<-EOT
+    Weeks the scheduled run skips. ValidateInputs (ccapi-monitor preflight) skips a run whose run date is a
+    public holiday of public_holidays_country (the `holidays` library; "" turns this off), one of dates
+    (date => reason) or inside one of windows (inclusive start/end dates with a reason). A skipped run ends
+    as a success with a "skipped" notification and starts no RunWeeklyMonitoring task; execution input
+    {"force": true} runs anyway.
+  EOT
+  type = object({
+    public_holidays_country = optional(string, "ID")
+    dates                   = optional(map(string), {})
+    windows = optional(list(object({
+      start  = string
+      end    = string
+      reason = string
+    })), [])
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^([A-Z]{2})?$", var.skip_calendar.public_holidays_country))
+    error_message = "skip_calendar.public_holidays_country must be an ISO 3166-1 alpha-2 code such as ID, or \"\" for none."
+  }
+
+  validation {
+    condition = alltrue(concat(
+      [for d, reason in var.skip_calendar.dates : can(formatdate("YYYY-MM-DD", "${d}T00:00:00Z")) && trimspace(reason) != ""],
+      [for w in var.skip_calendar.windows : try(timecmp("${w.start}T00:00:00Z", "${w["end"]}T00:00:00Z") <= 0, false) && trimspace(w.reason) != ""],
+    ))
+    error_message = "skip_calendar: dates are YYYY-MM-DD => non-empty reason; windows have YYYY-MM-DD start <= end and a non-empty reason."
+  }
+}
+
+# --- Slack ---------------------------------------------------------------------------------------
+
+variable "slack_webhook_secret_arn" {
+  description = "Secrets Manager secret whose value is a Slack incoming-webhook URL. Set it to post run results and alarms to Slack (a Lambda subscribed to the topics); null: no Slack resources."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.slack_webhook_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.slack_webhook_secret_arn))
+    error_message = "slack_webhook_secret_arn must be null or a Secrets Manager secret ARN."
+  }
+}
+
+variable "slack_secret_kms_key_arn" {
+  description = "KMS key encrypting the Slack secret when it is not the AWS-managed key; null otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.slack_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.slack_secret_kms_key_arn))
+    error_message = "slack_secret_kms_key_arn must be null or a KMS key ARN."
+  }
+}
+
+variable "slack_notify_success" {
+  description = "Post successful and skipped runs to Slack too (failures, partial runs and alarms always go)."
+  type        = bool
+  default     = true
+}
+
+variable "slack_notifier_zip" {
+  description = "Path of the Slack notifier package built by `make slack-notifier`; null: build/slack_notifier.zip in this module."
+  type        = string
+  default     = null
 }

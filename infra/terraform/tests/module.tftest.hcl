@@ -29,6 +29,9 @@ mock_provider "aws" {
   mock_resource "aws_sqs_queue" {
     defaults = { arn = "arn:aws:sqs:ap-southeast-3:123456789012:ccapi-monitor-test-dlq" }
   }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:ap-southeast-3:123456789012:function:ccapi-monitor-test-slack" }
+  }
 }
 
 # Distinct ARNs where two resources share a type, so a policy naming only one of them fails.
@@ -308,4 +311,259 @@ run "rejects_fractional_shard_size" {
   }
 
   expect_failures = [var.shard_size]
+}
+
+# --- Operations: dashboard, Slack on and off, skip calendar, schedule knobs, alarm settings ---
+
+run "dashboard_covers_runs_regions_hectares_retries_and_dlq" {
+  command = apply
+
+  variables {
+    metric_namespace = "CcapiStaging"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_dashboard.weekly.dashboard_name == "ccapi-monitor-test"
+    error_message = "One dashboard per environment, named like the other resources."
+  }
+
+  assert {
+    condition = toset([for w in jsondecode(aws_cloudwatch_dashboard.weekly.dashboard_body).widgets : w.properties.title]) == toset([
+      "Runs (per day)", "Duration (seconds)", "Regions", "Hectares detected per run",
+      "Earth Engine failed requests (retried unless the budget ran out)", "Dead-letter queues (messages waiting)", "Alarms",
+    ])
+    error_message = "The dashboard must show runs, duration, regions, hectares, Earth Engine retries, DLQ depth and alarms."
+  }
+
+  # Every custom metric the dashboard plots lives in the configured namespace.
+  assert {
+    condition = alltrue(flatten([
+      for w in jsondecode(aws_cloudwatch_dashboard.weekly.dashboard_body).widgets : [
+        for m in try(w.properties.metrics, []) : m[0] == "CcapiStaging" || startswith(m[0], "AWS/")
+      ]
+    ]))
+    error_message = "A dashboard metric is outside metric_namespace."
+  }
+
+  assert {
+    condition = contains(flatten([
+      for w in jsondecode(aws_cloudwatch_dashboard.weekly.dashboard_body).widgets : [for m in try(w.properties.metrics, []) : m[1]]
+    ]), "WorkerDuration")
+    error_message = "The duration widget must show the worker's own duration."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_metric_filter.ee_request_failures.metric_transformation[0].namespace == "CcapiStaging" && aws_cloudwatch_log_metric_filter.ee_request_failures.pattern == "{ $.event = \"ee request failed\" }"
+    error_message = "The Earth Engine failure metric filter must match the worker's log event and use the namespace."
+  }
+
+  assert {
+    condition     = output.dashboard_url == "https://ap-southeast-3.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-3#dashboards/dashboard/ccapi-monitor-test"
+    error_message = "dashboard_url must open this dashboard."
+  }
+
+  # metric_namespace reaches the worker, whose PutMetricData the task role limits to that namespace.
+  assert {
+    condition = contains(
+      jsondecode(aws_ecs_task_definition.worker.container_definitions)[0].environment,
+      { name = "CCAPI_METRIC_NAMESPACE", value = "CcapiStaging" }
+    )
+    error_message = "CCAPI_METRIC_NAMESPACE must carry metric_namespace to the worker."
+  }
+}
+
+run "slack_off_creates_nothing" {
+  command = plan
+
+  assert {
+    condition     = length(aws_lambda_function.slack) == 0 && length(aws_sns_topic_subscription.slack) == 0 && length(aws_sqs_queue.slack_dlq) == 0 && length(aws_iam_role.slack) == 0
+    error_message = "Without slack_webhook_secret_arn there must be no Slack resources."
+  }
+
+  assert {
+    condition     = output.slack_notifier_function_name == null
+    error_message = "No Slack function name without Slack."
+  }
+}
+
+run "slack_on_subscribes_both_topics_and_reads_the_secret_only" {
+  command = apply
+
+  variables {
+    slack_webhook_secret_arn = "arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:ccapi/slack-webhook-AbCdEf"
+    # Any existing file stands in for the package: the provider is mocked, only the wiring is tested.
+    slack_notifier_zip = "state_machine.asl.json"
+  }
+
+  assert {
+    condition     = toset(keys(aws_sns_topic_subscription.slack)) == toset(["failure", "success"]) && alltrue([for s in aws_sns_topic_subscription.slack : s.protocol == "lambda" && s.endpoint == aws_lambda_function.slack[0].arn])
+    error_message = "The notifier is subscribed to the success and failure topics."
+  }
+
+  assert {
+    condition     = aws_lambda_permission.slack["failure"].source_arn == aws_sns_topic.failure.arn && aws_lambda_permission.slack["failure"].principal == "sns.amazonaws.com"
+    error_message = "Only the topics may invoke the notifier."
+  }
+
+  assert {
+    condition     = aws_lambda_function.slack[0].environment[0].variables.SLACK_WEBHOOK_SECRET_ARN == var.slack_webhook_secret_arn && !anytrue([for k, v in aws_lambda_function.slack[0].environment[0].variables : startswith(v, "https://hooks.slack.com")])
+    error_message = "The function gets the secret's ARN, never the webhook URL."
+  }
+
+  assert {
+    condition = anytrue([
+      for st in jsondecode(aws_iam_role_policy.slack[0].policy).Statement :
+      st.Action == ["secretsmanager:GetSecretValue"] && st.Resource == [var.slack_webhook_secret_arn]
+    ])
+    error_message = "The notifier reads exactly the Slack secret."
+  }
+
+  assert {
+    condition     = aws_lambda_function.slack[0].dead_letter_config[0].target_arn == aws_sqs_queue.slack_dlq[0].arn && aws_lambda_function.slack[0].kms_key_arn == var.kms_key_arn
+    error_message = "Failed deliveries go to an encrypted DLQ; the environment is encrypted with the key."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_cloudwatch_dashboard.weekly.dashboard_body).widgets[5].properties.metrics) == 2
+    error_message = "With Slack the dashboard also shows the notifier's DLQ."
+  }
+}
+
+run "slack_failures_only" {
+  command = plan
+
+  variables {
+    slack_webhook_secret_arn = "arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:ccapi/slack-webhook-AbCdEf"
+    slack_notifier_zip       = "state_machine.asl.json"
+    slack_notify_success     = false
+  }
+
+  assert {
+    condition     = keys(aws_sns_topic_subscription.slack) == ["failure"]
+    error_message = "slack_notify_success = false subscribes the failure topic only."
+  }
+}
+
+run "slack_without_package_fails_with_the_command_to_build_it" {
+  command = plan
+
+  variables {
+    slack_webhook_secret_arn = "arn:aws:secretsmanager:ap-southeast-3:123456789012:secret:ccapi/slack-webhook-AbCdEf"
+    slack_notifier_zip       = "build/does-not-exist.zip"
+  }
+
+  expect_failures = [aws_lambda_function.slack]
+}
+
+run "skip_calendar_reaches_validate_inputs" {
+  command = plan
+
+  variables {
+    skip_calendar = {
+      dates   = { "2026-12-28" = "year-end freeze" }
+      windows = [{ start = "2027-01-04", end = "2027-01-10", reason = "Earth Engine maintenance" }]
+    }
+  }
+
+  assert {
+    condition = jsondecode([
+      for e in jsondecode(aws_ecs_task_definition.worker.container_definitions)[0].environment : e.value if e.name == "CCAPI_SKIP_CALENDAR"
+      ][0]) == {
+      public_holidays_country = "ID"
+      dates                   = { "2026-12-28" = "year-end freeze" }
+      windows                 = [{ start = "2027-01-04", end = "2027-01-10", reason = "Earth Engine maintenance" }]
+    }
+    error_message = "CCAPI_SKIP_CALENDAR must carry the calendar, Indonesian holidays on by default."
+  }
+}
+
+run "skip_calendar_rejects_a_window_ending_before_it_starts" {
+  command = plan
+
+  variables {
+    skip_calendar = { windows = [{ start = "2027-01-10", end = "2027-01-04", reason = "typo" }] }
+  }
+
+  expect_failures = [var.skip_calendar]
+}
+
+run "skip_calendar_rejects_a_bad_date" {
+  command = plan
+
+  variables {
+    skip_calendar = { dates = { "2026-13-01" = "no such month" } }
+  }
+
+  expect_failures = [var.skip_calendar]
+}
+
+run "schedule_input_carries_the_seed_knobs" {
+  command = plan
+
+  variables {
+    default_regions_count = 5
+    enable_web_scraping   = true
+  }
+
+  assert {
+    condition = jsondecode(aws_scheduler_schedule.weekly.target[0].input) == {
+      run_date        = "<aws.scheduler.scheduled-time>"
+      trigger         = "schedule"
+      enable_scraping = true
+      regions_count   = 5
+    }
+    error_message = "default_regions_count and enable_web_scraping must reach the execution input."
+  }
+}
+
+run "schedule_input_leaves_regions_count_out_by_default" {
+  command = plan
+
+  assert {
+    condition     = !can(jsondecode(aws_scheduler_schedule.weekly.target[0].input).regions_count) && jsondecode(aws_scheduler_schedule.weekly.target[0].input).enable_scraping == false
+    error_message = "Without default_regions_count every region runs; scraping is off by default."
+  }
+}
+
+run "rejects_zero_regions" {
+  command = plan
+
+  variables {
+    default_regions_count = 0
+  }
+
+  expect_failures = [var.default_regions_count]
+}
+
+run "no_completed_run_alarm_is_quiet_after_deploy_and_on_partial_weeks" {
+  command = apply
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.missing_success.metric_name == "WeeklyRunCompleted" && aws_cloudwatch_metric_alarm.missing_success.treat_missing_data == "missing"
+    error_message = "The alarm watches WeeklyRunCompleted (succeeded, partial, skipped) and treats missing data as missing."
+  }
+
+  assert {
+    condition     = contains(aws_cloudwatch_metric_alarm.missing_success.insufficient_data_actions, aws_sns_topic.failure.arn)
+    error_message = "Going to INSUFFICIENT_DATA (no completed run for N days) must notify the failure topic."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.missing_success.period * aws_cloudwatch_metric_alarm.missing_success.evaluation_periods <= 604800
+    error_message = "CloudWatch rejects alarms that look back more than 7 days."
+  }
+
+  assert {
+    condition     = alltrue([for a in aws_cloudwatch_metric_alarm.event : a.treat_missing_data == "notBreaching" && a.alarm_actions == toset([aws_sns_topic.failure.arn])])
+    error_message = "Event alarms stay quiet without events and notify the failure topic."
+  }
+
+  # The schedule's input is encrypted with the key: its role may decrypt with it.
+  assert {
+    condition = anytrue([
+      for st in jsondecode(aws_iam_role_policy.scheduler.policy).Statement :
+      st.Action == ["kms:Decrypt"] && st.Resource == [var.kms_key_arn]
+    ]) && aws_scheduler_schedule.weekly.kms_key_arn == var.kms_key_arn
+    error_message = "The scheduler role needs kms:Decrypt on the schedule's customer-managed key."
+  }
 }

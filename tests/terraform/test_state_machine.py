@@ -20,7 +20,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from tests.infra.asl_support import (
+from tests.terraform.asl_support import (
     ASL_TEMPLATE,
     TEMPLATE_VARIABLES,
     Container,
