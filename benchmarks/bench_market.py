@@ -34,7 +34,7 @@ from ccapi_monitor.market.feed import FeedSource
 from ccapi_monitor.market.fetch import PoliteFetcher
 from ccapi_monitor.market.listings import ListingPage, ListingsSource
 from ccapi_monitor.market.parsing import format_idr
-from ccapi_monitor.market.sample import sample_feed_path
+from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.static import StaticSource
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.scoring import load_land_prices

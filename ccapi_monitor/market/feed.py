@@ -211,6 +211,8 @@ class FeedSource(MarketSource):
 
     @property
     def origin(self) -> str:
+        if self.synthetic:
+            return f"packaged synthetic sample ({PurePosixPath(self.uri).name})"
         return redact_url(self.uri)
 
     def _read(self) -> bytes:

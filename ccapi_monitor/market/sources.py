@@ -5,47 +5,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
-from pydantic import SecretStr
-
-from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.base import MarketData, MarketSource
 from ccapi_monitor.market.feed import FeedSource
 from ccapi_monitor.market.listings import ListingsSource, parse_listing_pages
-from ccapi_monitor.market.models import MarketSourceName
-from ccapi_monitor.market.sample import sample_feed_path
 from ccapi_monitor.market.static import StaticSource
 from ccapi_monitor.regions import Region
+from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import Store
 
 log = logging.getLogger(__name__)
 
 
-def build_source(
-    kind: MarketSourceName,
-    *,
-    cache: Store | None,
-    allow_network: bool,
-    feed: str | None = None,
-    feed_token: SecretStr | None = None,
-    listings: Sequence[str] = (),
-    sample_feed: bool = False,
-) -> MarketSource:
-    """The source ``--market`` names; ``sample_feed`` reads the packaged synthetic feed (the demo)."""
-    if kind == "feed":
-        if feed is None and not sample_feed:
-            raise InvalidInputError("--market feed needs --market-feed URI (env CCAPI_MARKET_FEED)")
-        if feed is None:
-            return FeedSource(
-                str(sample_feed_path()), cache=None, allow_network=allow_network, synthetic=True
-            )
-        return FeedSource(feed, cache=cache, allow_network=allow_network, token=feed_token)
-    if kind == "listings":
-        if not listings:
-            raise InvalidInputError(
-                "--market listings needs --market-listings URL (env CCAPI_MARKET_LISTINGS)"
-            )
-        return ListingsSource(parse_listing_pages(listings), cache=cache, allow_network=allow_network)
+def build_source(settings: Settings, cache: Store | None) -> MarketSource:
+    """The source ``--market`` names (Settings has checked that it has its feed or pages).
+
+    The packaged sample feed is marked synthetic and never cached: it is already local.
+    """
+    network = settings.enable_scraping
+    if settings.market == "feed" and settings.market_feed is not None:
+        if Path(settings.market_feed) == sample_feed_path():
+            return FeedSource(settings.market_feed, cache=None, allow_network=network, synthetic=True)
+        return FeedSource(
+            settings.market_feed, cache=cache, allow_network=network, token=settings.market_feed_token
+        )
+    if settings.market == "listings":
+        return ListingsSource(
+            parse_listing_pages(settings.market_listings), cache=cache, allow_network=network
+        )
     return StaticSource()
 
 

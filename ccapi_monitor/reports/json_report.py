@@ -37,6 +37,7 @@ _REGION_FIELDS = (
     "polygon_count",
     "scenes",
     "infrastructure",
+    "market",
     "score",
     "duration_s",
     "from_checkpoint",
