@@ -29,12 +29,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.base import MarketData, MarketSource, region_figures
 from ccapi_monitor.market.feed import FeedSource
 from ccapi_monitor.market.fetch import PoliteFetcher
 from ccapi_monitor.market.listings import ListingPage, ListingsSource
 from ccapi_monitor.market.parsing import format_idr
-from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.static import StaticSource
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.scoring import load_land_prices
