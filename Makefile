@@ -40,6 +40,7 @@ tools: $(TOOLS_VENV)/.installed $(ASL_VALIDATOR)
 lock: | $(BIN)/python
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml -o requirements/runtime.lock
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra test -o requirements/dev.lock
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra test --extra bench -o requirements/bench.lock
 	$(UV) pip compile --quiet --python-version 3.11 requirements/tools.in -o requirements/tools.lock
 
 demo: venv
@@ -68,7 +69,13 @@ test: venv tools browser
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
+# The benchmarks' peer (odc-stac, xarray, dask) comes from the bench extra, on top of dev.
+$(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
+	$(UV) pip sync --python $(BIN)/python --quiet requirements/bench.lock
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run_all
 
 # The Slack notifier's Lambda package, which infra/terraform/slack.tf deploys (byte-stable zip).

@@ -20,10 +20,10 @@ import click
 import structlog
 
 from ccapi_monitor.aws.metrics import publish_run_metrics
-from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success_payload
+from ccapi_monitor.aws.stepfunctions import TaskCallback
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
-from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.errors import AbortedError, CCAPIError, ExitCode, InvalidInputError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
@@ -203,14 +203,30 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
     return summary
 
 
+def _conclude(
+    callback: TaskCallback,
+    code: ExitCode,
+    *,
+    summary: RunSummary | None = None,
+    message: str = "",
+    output: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> ExitCode:
+    """Every outcome of ``run`` and ``preflight`` leaves through here: a failure's one stderr
+    line and log event, then the one callback (docs/design/exit-codes.md)."""
+    if code not in (ExitCode.OK, ExitCode.PARTIAL) and echo:
+        _report_error(code, message)
+    callback.report_exit(int(code), summary, message, output=output)
+    return code
+
+
 def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
-    """The whole ``ccapi-monitor run``; returns the exit code (ARCHITECTURE.md, "Exit codes")."""
+    """The whole ``ccapi-monitor run``; returns the exit code (docs/design/exit-codes.md)."""
     callback = callback or TaskCallback.from_env()
     callback.start()  # heartbeats from the first second, before anything can fail
     aborts = AbortController()
     aborts.watch(callback)
     summary: RunSummary | None = None
-    code = ExitCode.FAILED
     try:
         with aborts.installed():
             try:
@@ -218,32 +234,19 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
                 _register_settings_secrets(settings)
                 callback.use_heartbeat_seconds(settings.heartbeat_seconds)
                 summary = _execute(settings, aborts, callback)
-                if summary is None:
-                    return ExitCode.OK
+                if summary is None:  # dry run, or the plan was declined
+                    return _conclude(callback, ExitCode.OK)
                 code = ExitCode(summary.exit_code)
-                if code in (ExitCode.OK, ExitCode.PARTIAL):
-                    callback.succeed(success_payload(summary))
-                else:
-                    message = "no region succeeded"
-                    _report_error(code, message)
-                    callback.fail(FAILURE_ERROR_NAMES[code], failure_cause(int(code), message, summary))
-                return code
+                return _conclude(callback, code, summary=summary, message="no region succeeded")
             except CCAPIError as exc:
-                code = exc.exit_code
-                _report_error(code, str(exc))
-                callback.fail(
-                    FAILURE_ERROR_NAMES.get(code, "CCAPI.Failed"), failure_cause(int(code), str(exc), summary)
-                )
+                code = _conclude(callback, exc.exit_code, summary=summary, message=str(exc))
                 if isinstance(exc, AbortedError):
                     _hard_exit_if_threads_linger(code)
                 return code
             except Exception as exc:  # a bug or an unexpected library failure: still exit 1 with a callback
                 log.exception("run_crashed")
-                code = ExitCode.FAILED
                 message = f"{type(exc).__name__}: {exc}"
-                click.echo(f"ccapi-monitor: error: {message}", err=True)
-                callback.fail("CCAPI.Failed", failure_cause(int(code), message, summary))
-                return code
+                return _conclude(callback, ExitCode.FAILED, summary=summary, message=message)
     finally:
         callback.stop()
 
@@ -255,33 +258,31 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
     callback = callback or TaskCallback.from_env()
     callback.start()
     try:
-        settings = settings_factory()
-        _register_settings_secrets(settings)
-        callback.use_heartbeat_seconds(settings.heartbeat_seconds)
-        _select(settings)
-        _, cache = _stores(settings)
-        backend = create_backend(settings)
-        infrastructure = _infrastructure(settings, cache)
-        problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
-    except CCAPIError as exc:
-        _report_error(exc.exit_code, str(exc))
-        callback.fail(
-            FAILURE_ERROR_NAMES.get(exc.exit_code, "CCAPI.Failed"),
-            failure_cause(int(exc.exit_code), str(exc), None),
-        )
+        try:
+            settings = settings_factory()
+            _register_settings_secrets(settings)
+            callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+            _select(settings)
+            _, cache = _stores(settings)
+            backend = create_backend(settings)
+            infrastructure = _infrastructure(settings, cache)
+            problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
+        except CCAPIError as exc:
+            return _conclude(callback, exc.exit_code, message=str(exc))
+        except Exception as exc:  # a bug: exit 1 with a callback, like run
+            log.exception("preflight_crashed")
+            return _conclude(callback, ExitCode.FAILED, message=f"{type(exc).__name__}: {exc}")
+        if problems:
+            for line in problems:
+                click.echo(f"preflight: FAIL {line}", err=True)
+            return _conclude(callback, ExitCode.PREFLIGHT_FAILED, message="; ".join(problems), echo=False)
+        click.echo("preflight: all checks passed")
+        output = {
+            "status": "succeeded",
+            "exit_code": 0,
+            "preflight": "ok",
+            "run_date": settings.run_date.isoformat(),
+        }
+        return _conclude(callback, ExitCode.OK, output=output)
+    finally:
         callback.stop()
-        return exc.exit_code
-    if problems:
-        for line in problems:
-            click.echo(f"preflight: FAIL {line}", err=True)
-        callback.fail(
-            "CCAPI.PreflightFailed", failure_cause(int(ExitCode.PREFLIGHT_FAILED), "; ".join(problems), None)
-        )
-        callback.stop()
-        return ExitCode.PREFLIGHT_FAILED
-    click.echo("preflight: all checks passed")
-    callback.succeed(
-        {"status": "succeeded", "exit_code": 0, "preflight": "ok", "run_date": settings.run_date.isoformat()}
-    )
-    callback.stop()
-    return ExitCode.OK
