@@ -24,7 +24,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import pyarrow.parquet as pq
 import shapely
 from pydantic import SecretStr
 
@@ -58,6 +57,8 @@ def _records(raw: bytes, name: str) -> tuple[list[dict[str, Any]], set[str]]:
         kind = "parquet" if raw.startswith(b"PAR1") else "json" if head in (b"[", b"{") else "csv"
     try:
         if kind == "parquet":
+            import pyarrow.parquet as pq  # only for Parquet feeds: pyarrow is slow to import
+
             table = pq.ParquetFile(io.BytesIO(raw)).read()
             return table.to_pylist(), set(table.column_names)
         if kind == "json":

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.base import MarketData, MarketSource
-from ccapi_monitor.market.feed import FeedSource
-from ccapi_monitor.market.listings import ListingsSource, parse_listing_pages
 from ccapi_monitor.market.static import StaticSource
 from ccapi_monitor.regions import Region
 from ccapi_monitor.settings import Settings
@@ -24,14 +22,19 @@ def build_source(settings: Settings, cache: Store | None) -> MarketSource:
 
     The packaged sample feed is marked synthetic and never cached: it is already local.
     """
+    # Each source's libraries (pyarrow, extruct) load only when the run uses that source.
     network = settings.enable_scraping
     if settings.market == "feed" and settings.market_feed is not None:
+        from ccapi_monitor.market.feed import FeedSource
+
         if Path(settings.market_feed) == sample_feed_path():
             return FeedSource(settings.market_feed, cache=None, allow_network=network, synthetic=True)
         return FeedSource(
             settings.market_feed, cache=cache, allow_network=network, token=settings.market_feed_token
         )
     if settings.market == "listings":
+        from ccapi_monitor.market.listings import ListingsSource, parse_listing_pages
+
         return ListingsSource(
             parse_listing_pages(settings.market_listings), cache=cache, allow_network=network
         )
