@@ -72,7 +72,7 @@ def items_file(archive: Path, region: Region) -> Path:
 
 
 def peer_classify(items_path: Path, region: Region, params: DetectionParams, run_date: date) -> ClassRaster:
-    """DETECTION.md steps 1-5 with odc-stac + xarray + dask, the way the user guides show."""
+    """docs/design/detection.md steps 1-5 with odc-stac + xarray + dask, the way the user guides show."""
     import dask
     import odc.stac
     import pystac
@@ -105,7 +105,7 @@ def peer_classify(items_path: Path, region: Region, params: DetectionParams, run
     by_day = {item.datetime.date(): item for item in items if item.datetime is not None}
     bands = [key for key in REQUIRED_ASSETS if key != SCL_ASSET]
     declared = {day: BandScaling.of(by_day[day].assets["red"]) for day in days}
-    # DETECTION.md step 1: check each item's declared offset against its pixels. Like the
+    # docs/design/detection.md step 1: check each item's declared offset against its pixels. Like the
     # stac backend, judge on the region's first 512 rows (one small extra compute).
     sample = ds.isel(y=slice(0, 512))
     sample_np = dict(

@@ -30,9 +30,10 @@ from ccapi_monitor.logs import register_secret
 from ccapi_monitor.market.sources import build_source, load_market
 from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
+from ccapi_monitor.quality import gate_run
 from ccapi_monitor.regions import Region, load_regions
-from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.reports.publish import publish_run
+from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
@@ -196,10 +197,25 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         ).run()
         if aborts.check() is not None:
             raise AbortedError(f"interrupted: {aborts.reason}", exit_code=aborts.code or ExitCode.SIGTERM)
-        html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-        uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+        summary = gate_run(
+            summary,
+            regions={r.name: r.geometry for r in regions},
+            reports=reports,
+            accept=settings.accept_quality,
+        )
+        uris = publish_run(
+            reports,
+            summary,
+            regions,
+            backend=backend,
+            infrastructure=infrastructure,
+            chips=settings.report_chips,
+            move_latest=summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED),
+        )
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
+    if sys.stdout.isatty():  # a person at a terminal: the top regions and where the page is
+        click.echo(summary_table(summary))
     return summary
 
 
@@ -237,6 +253,9 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
                 if summary is None:  # dry run, or the plan was declined
                     return _conclude(callback, ExitCode.OK)
                 code = ExitCode(summary.exit_code)
+                if code == ExitCode.QUALITY_FAILED and summary.quality is not None:
+                    # Reports were written for review; the ASL routes quality_failed to CCAPI.DataQualityFailed.
+                    return _conclude(callback, code, summary=summary, message=summary.quality.summary_line())
                 return _conclude(callback, code, summary=summary, message="no region succeeded")
             except CCAPIError as exc:
                 code = _conclude(callback, exc.exit_code, summary=summary, message=str(exc))

@@ -54,6 +54,7 @@ from ccapi_monitor.params import DetectionParams
 Imagery = Literal["earthengine", "stac", "demo"]
 Infrastructure = Literal["overpass", "pbf", "off"]
 MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
+ReportChips = Literal["true-colour", "false-colour", "off"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ class Settings(BaseModel):
     cache: Annotated[str, Source(env="CCAPI_CACHE_URI")] = Field(
         "./.ccapi-cache", description="Checkpoints and caches: s3://bucket/prefix or a local folder."
     )
+    report_chips: Annotated[ReportChips, Source(env="CCAPI_REPORT_CHIPS", commands=("run",))] = Field(
+        "true-colour",
+        description="Before/after image chips of the top new sites in report.html: true-colour, "
+        "false-colour (NIR, red, green) or off.",
+    )
     environment: Annotated[str, Source(env="CCAPI_ENVIRONMENT")] = Field(
         "local", description="Metric dimension and report label."
     )
@@ -144,6 +150,10 @@ class Settings(BaseModel):
     force_refresh: Annotated[
         bool, Source(env="CCAPI_FORCE_REFRESH", execution_input=True, commands=("run",))
     ] = Field(False, description="Ignore checkpoints of this week and recompute every region.")
+    accept_quality: Annotated[bool, Source(execution_input=True, commands=("run",))] = Field(
+        False,
+        description="Publish a run whose critical data-quality findings an operator reviewed (docs/quality.md).",
+    )
     auto_confirm: Annotated[bool, Source(env="CCAPI_AUTO_CONFIRM", commands=("run",))] = Field(
         False, description="Run without asking (required without a terminal)."
     )

@@ -23,7 +23,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from ccapi_monitor.aws.clients import make_client
-from ccapi_monitor.errors import FAILURE_ERROR_NAMES, ExitCode
+from ccapi_monitor.errors import FAILURE_ERROR_NAMES, SUCCESS_CALLBACK_CODES, ExitCode
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.settings import Settings, sources
@@ -98,7 +98,7 @@ def _failed_names(summary: RunSummary) -> list[str]:
 
 
 def success_payload(summary: RunSummary) -> dict[str, Any]:
-    """SendTaskSuccess output (ARCHITECTURE.md, "Step Functions callback"), under 64 KiB."""
+    """SendTaskSuccess output (docs/design/callback.md), under 64 KiB."""
     payload: dict[str, Any] = {
         "status": summary.status,
         "exit_code": summary.exit_code,
@@ -113,6 +113,8 @@ def success_payload(summary: RunSummary) -> dict[str, Any]:
         },
         "report": {kind: summary.report_uris.get(kind) for kind in ("json", "html", "geojson")},
     }
+    if summary.quality is not None:  # the ASL's quality_failed route reads quality.message
+        payload["quality"] = summary.quality.callback_fields()
     return _fit(payload, OUTPUT_BUDGET_BYTES)
 
 
@@ -272,12 +274,12 @@ class TaskCallback:
         *,
         output: dict[str, Any] | None = None,
     ) -> None:
-        """The one final callback for an exit code: success for 0/2, failure otherwise.
+        """The one final callback for an exit code: success for 0/2/5, failure otherwise.
 
         Success carries ``output``, else the payload built from ``summary``; a success with
         neither (a dry run, a declined prompt) sends nothing, as no task waits on it.
         """
-        if exit_code in (ExitCode.OK, ExitCode.PARTIAL):
+        if exit_code in SUCCESS_CALLBACK_CODES:
             payload = output if output is not None else success_payload(summary) if summary else None
             if payload is not None:
                 self.succeed(payload)

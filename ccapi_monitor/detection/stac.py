@@ -191,7 +191,7 @@ def check_offset(
     declared: BandScaling,
     max_share: float,
 ) -> tuple[float, OffsetCorrection | None] | None:
-    """The offset the pixels carry (DETECTION.md step 1), or ``None`` when too few pixels judge.
+    """The offset the pixels carry (docs/design/detection.md step 1), or ``None`` when too few pixels judge.
 
     A declared offset that drives more than ``max_share`` of clear vegetation/bare-soil
     pixels below zero was already applied to the pixels: read without it. On a baseline
@@ -472,7 +472,7 @@ class OffsetLedger:
 
 
 class StacBackend(ImageryBackend):
-    """DETECTION.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
+    """docs/design/detection.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
 
     name: ClassVar[str] = "stac"
 
