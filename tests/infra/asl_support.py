@@ -38,7 +38,16 @@ TEMPLATE_VARIABLES = frozenset(
         "metric_namespace",
         "log_group_name",
         "aws_region",
+        "dashboard_url",
+        "reports_bucket",
+        "reports_key_prefix",
     }
+)
+
+#: The skip-calendar route after the single variant's ValidateInputs (state_machine.tf's
+#: local.skip_route_states): the fan-out variant leaves it out along with RunWeeklyMonitoring.
+SKIP_ROUTE_STATES = frozenset(
+    {"CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"}
 )
 
 # templatefile(): "$${" and "%%{" are escapes, "${name}" interpolates, "%{" opens a directive.
