@@ -77,7 +77,7 @@ slack-notifier: venv
 
 # docs/configuration.md is generated from the CLI and Settings; a test fails when it is stale.
 config-docs: venv
-	$(BIN)/python -m ccapi_monitor.docsgen docs/configuration.md
+	$(BIN)/python -m tools.docsgen docs/configuration.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) tools/asl-validator/node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -47,7 +47,7 @@ from ccapi_monitor.detection.stac import (
     REQUIRED_ASSETS,
     Scene,
     StacBackend,
-    _href,
+    asset_href,
     read_on_grid,
 )
 from ccapi_monitor.params import DetectionParams
@@ -129,7 +129,7 @@ def phase_floor(archive: Path, km: float, threads: int) -> dict[str, Any]:
         with rasterio.Env(**GDAL_OPTIONS):
             for item in scene.items:
                 for key in REQUIRED_ASSETS:
-                    total += read_on_grid(_href(item.assets[key], base), grid, rows, 0).shape[0]
+                    total += read_on_grid(asset_href(item.assets[key], base), grid, rows, 0).shape[0]
         return total
 
     start = time.perf_counter()

@@ -21,7 +21,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from ccapi_monitor.errors import StoreError
-from ccapi_monitor.models import ChangePolygon
+from ccapi_monitor.models import ChangePolygon, PreviousRunInfo
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.layout import LATEST_KEY, run_prefix
 from ccapi_monitor.storage import Store
@@ -51,16 +51,16 @@ class PreviousRun:
             return list(self.polygons_by_region.get(region, []))
         return [p for group in self.polygons_by_region.values() for p in group]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> PreviousRunInfo:
         """What report.json / report.html say about the run compared against."""
-        return {
-            "run_id": self.run_id,
-            "run_date": self.run_date.isoformat(),
-            "report": self.report_key,
-            "changes": self.changes_key,
-            "polygon_count": sum(len(g) for g in self.polygons_by_region.values()),
-            "regions_compared": sorted(self.ok_regions) if self.ok_regions is not None else None,
-        }
+        return PreviousRunInfo(
+            run_id=self.run_id,
+            run_date=self.run_date,
+            report=self.report_key,
+            changes=self.changes_key,
+            polygon_count=sum(len(g) for g in self.polygons_by_region.values()),
+            regions_compared=sorted(self.ok_regions) if self.ok_regions is not None else None,
+        )
 
 
 def _geometry(polygon: ChangePolygon) -> BaseGeometry:

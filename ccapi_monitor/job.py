@@ -21,22 +21,23 @@ import structlog
 
 from ccapi_monitor.aws.metrics import publish_run_metrics
 from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success_payload
-from ccapi_monitor.aws.tracing import Tracer, set_tracer
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
 from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
-from ccapi_monitor.models import RunSummary
+from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.reports.html import render_html
 from ccapi_monitor.reports.json_report import publish_reports
-from ccapi_monitor.runner import RunDependencies, Runner, new_run_id
+from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
-from ccapi_monitor.storage import Store, open_store
+from ccapi_monitor.storage import Store
+from ccapi_monitor.store_factory import open_store
+from ccapi_monitor.tracing import Tracer, set_tracer
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +151,7 @@ def _report_error(code: ExitCode, message: str) -> None:
 
 def _hard_exit_if_threads_linger(code: ExitCode) -> None:
     """Region threads cannot be killed; after an abort, do not let them hold the exit past stopTimeout."""
-    lingering = [t for t in threading.enumerate() if t.name.startswith("region") and t.is_alive()]
+    lingering = [t for t in threading.enumerate() if t.name.startswith(REGION_THREAD_PREFIX) and t.is_alive()]
     if lingering:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -162,7 +163,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
     regions = _select(settings)
     backend = create_backend(settings)
     params = backend.params
-    imagery = backend.describe(settings.run_date)
+    imagery = ImageryInfo.model_validate(backend.describe(settings.run_date))
     plan = build_plan(settings, regions, params, imagery)
     if settings.dry_run:
         click.echo(plan.render())
@@ -172,7 +173,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         return None
     reports, cache = _stores(settings)
     infrastructure = _infrastructure(settings, cache)
-    prices = load_land_prices(settings.land_prices_file)
+    prices = load_land_prices(settings.land_prices)
     require_tiers({r.tier for r in regions}, prices)
     deps = RunDependencies(
         backend=backend,
@@ -213,6 +214,7 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
             try:
                 settings = settings_factory()
                 _register_settings_secrets(settings)
+                callback.use_heartbeat_seconds(settings.heartbeat_seconds)
                 summary = _execute(settings, aborts, callback)
                 if summary is None:
                     return ExitCode.OK
@@ -253,6 +255,7 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
     try:
         settings = settings_factory()
         _register_settings_secrets(settings)
+        callback.use_heartbeat_seconds(settings.heartbeat_seconds)
         _select(settings)
         _, cache = _stores(settings)
         backend = create_backend(settings)

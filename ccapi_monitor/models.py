@@ -3,7 +3,9 @@
 Backends return :class:`DetectionResult`, infrastructure sources return
 :class:`InfrastructureResult`, scoring returns :class:`InvestmentScore`, and the
 runner assembles them into :class:`RegionResult` (also the checkpoint format) and
-:class:`RunSummary`. Reports and the Step Functions payload are built from these.
+:class:`RunSummary`. Reports, metrics and the Step Functions payload read the figures
+from these models and never re-derive them; ``docs/report.schema.json`` is generated
+from them (docs/design/report.md).
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ccapi_monitor.params import DetectionParams, Windows
+
 ChangeClass = Literal["vegetation_clearing", "built_up"]
 RegionStatus = Literal["ok", "insufficient_observations", "failed"]
 RunStatus = Literal["succeeded", "partial", "failed", "invalid_input", "preflight_failed", "aborted"]
 ChangeKind = Literal["new", "persisting"]
+
+#: What report.json and report.html say when there was no run to compare against.
+NO_PREVIOUS_RUN_NOTE = "no previous complete run: every change is new"
 
 
 class ChangePolygon(BaseModel):
@@ -84,6 +91,13 @@ class InvestmentScore(BaseModel):
     infrastructure_used: bool = False
 
 
+class PreviousRunRef(BaseModel):
+    """The run a region's week-over-week labels were compared against."""
+
+    run_id: str
+    run_date: date
+
+
 class RegionResult(BaseModel):
     """A region's complete result; also what is checkpointed to the cache store."""
 
@@ -103,8 +117,70 @@ class RegionResult(BaseModel):
     scenes: dict[str, int] = Field(default_factory=dict)
     infrastructure: InfrastructureResult | None = None
     score: InvestmentScore | None = None
+    #: The previous run this region's polygons were labelled against; ``None``: all are new.
+    compared_against: PreviousRunRef | None = None
     duration_s: float = 0.0
     from_checkpoint: bool = False
+
+
+class Totals(BaseModel):
+    """Java-wide hectares per class: summed over regions, and with overlaps counted once."""
+
+    area_ha: dict[str, float]
+    new_area_ha: dict[str, float]
+    #: Like ``area_ha``, but land inside several region boxes is credited to one region only.
+    union_area_ha: dict[str, float]
+    union_new_area_ha: dict[str, float]
+    polygon_count: int = Field(ge=0)
+    regions_measured: int = Field(ge=0)
+
+    def hectares(self, change_class: str) -> float | None:
+        """Java-wide hectares of a class without double counting; ``None`` when no region was
+        measured (an unknown figure is never reported as 0)."""
+        if self.regions_measured == 0:
+            return None
+        return self.union_area_ha.get(change_class)
+
+
+class ImageryCorrection(BaseModel):
+    """A fix applied to one imagery item whose metadata disagreed with its pixels."""
+
+    item_id: str
+    reason: str
+    #: The offset the item's metadata declares (``None``: it declares none).
+    declared_offset: float | None = None
+    #: The offset actually applied to the pixels.
+    applied_offset: float
+
+
+class ImageryInfo(BaseModel):
+    """Where the imagery came from. Backends may add descriptive keys (endpoint, limiter,
+    archive, ...); they are kept as given and shown in report.json."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    collection: str | None = None
+    corrections: list[ImageryCorrection] = Field(default_factory=list)
+
+
+class PreviousRunInfo(BaseModel):
+    """The run this week was compared against, or why there was none (``run_id`` is ``None``)."""
+
+    run_id: str | None = None
+    run_date: date | None = None
+    report: str | None = None
+    changes: str | None = None
+    polygon_count: int = Field(0, ge=0)
+    #: Regions ``ok`` in that run; ``None`` when unknown (then every region counts as compared).
+    regions_compared: list[str] | None = None
+    note: str | None = None
+
+    def compared(self, region: str) -> bool:
+        """Whether week over week had last week's result for ``region``."""
+        if self.run_id is None:
+            return False
+        return self.regions_compared is None or region in self.regions_compared
 
 
 class RunSummary(BaseModel):
@@ -117,11 +193,11 @@ class RunSummary(BaseModel):
     environment: str
     duration_s: float
     regions: list[RegionResult]
-    totals: dict[str, Any]
-    imagery: dict[str, Any]
-    windows: dict[str, Any]
-    parameters: dict[str, Any]
-    previous_run: dict[str, Any] | None = None
+    totals: Totals
+    imagery: ImageryInfo
+    windows: Windows
+    parameters: DetectionParams
+    previous_run: PreviousRunInfo = Field(default_factory=lambda: PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE))
     report_uris: dict[str, str] = Field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:

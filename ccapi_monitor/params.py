@@ -39,6 +39,12 @@ class Windows(BaseModel):
     current: DateWindow
     persistence: DateWindow
     baseline: DateWindow
+    #: Seasonal-bare guard: spans of last year's same season (the baseline's first days).
+    fallow: tuple[DateWindow, ...] = ()
+
+    def in_fallow(self, day: date) -> bool:
+        """Whether ``day`` falls in any seasonal-bare span."""
+        return any(span.contains(day) for span in self.fallow)
 
     @property
     def span(self) -> DateWindow:
@@ -64,7 +70,20 @@ class DetectionParams(BaseModel):
     green_p90: float = Field(0.50, description="built-up: baseline NDVI p90 at or above")
     built_max_ndvi: float = Field(0.30, description="built-up: persistence max NDVI below")
     built_max_ndwi: float = Field(0.0, description="built-up: persistence max NDWI below")
-    built_min_obs: int = Field(2, ge=1, description="built-up: clear persistence observations needed")
+    built_min_obs: int = Field(
+        2, ge=1, description="built-up (and a seasonal-bare span): clear observations needed"
+    )
+    fallow_span_days: int = Field(60, ge=1, description="seasonal-bare guard: length of each span")
+    fallow_lookback_days: int = Field(
+        90, ge=0, description="seasonal-bare guard: spans lie within the baseline's first N days"
+    )
+    fallow_step_days: int = Field(15, ge=1, description="seasonal-bare guard: a span starts every N days")
+    offset_check_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="stac/demo: share of clear SCL 4/5 pixels driven below 0 that proves an offset wrong",
+    )
     mmu_ha: float = Field(0.2, ge=0, description="minimum mapping unit, 8-connected, per class")
     scale_m: float = Field(10.0, gt=0, description="analysis resolution in metres")
     min_observed_fraction: float = Field(
@@ -74,13 +93,29 @@ class DetectionParams(BaseModel):
 
     def windows(self, run_date: date) -> Windows:
         persistence_start = run_date - timedelta(days=self.persist_days)
+        baseline_start = persistence_start - timedelta(days=self.baseline_days)
         return Windows(
             current=DateWindow(start=run_date - timedelta(days=self.current_days), end=run_date),
             persistence=DateWindow(start=persistence_start, end=run_date),
-            baseline=DateWindow(
-                start=persistence_start - timedelta(days=self.baseline_days), end=persistence_start
+            baseline=DateWindow(start=baseline_start, end=persistence_start),
+            fallow=tuple(
+                DateWindow(
+                    start=baseline_start + timedelta(days=offset),
+                    end=baseline_start + timedelta(days=offset + self.fallow_span_days),
+                )
+                for offset in self.fallow_offsets
             ),
         )
+
+    @property
+    def fallow_offsets(self) -> tuple[int, ...]:
+        """Days after the baseline start at which a seasonal-bare span starts: 0, 15, 30 by default.
+
+        A span lies wholly within the baseline's first ``fallow_lookback_days`` (the same
+        season a year before the persistence window); none when the span does not fit.
+        """
+        last = min(self.fallow_lookback_days, self.baseline_days) - self.fallow_span_days
+        return tuple(range(0, last + 1, self.fallow_step_days)) if last >= 0 else ()
 
     @property
     def mmu_pixels(self) -> int:

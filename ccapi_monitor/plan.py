@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.models import ImageryInfo
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, order_by_priority
 from ccapi_monitor.settings import Settings
@@ -40,7 +41,7 @@ class Plan:
     settings: Settings
     regions: list[Region]
     params: DetectionParams
-    imagery: dict[str, Any]
+    imagery: ImageryInfo
 
     def as_dict(self) -> dict[str, Any]:
         s = self.settings
@@ -48,7 +49,7 @@ class Plan:
             "run_date": s.run_date.isoformat(),
             "regions": [r.name for r in self.regions],
             "windows": self.params.windows(s.run_date).model_dump(mode="json"),
-            "imagery": self.imagery,
+            "imagery": self.imagery.model_dump(mode="json"),
             "infrastructure": {
                 "source": s.infrastructure,
                 "osm_pbf": str(s.osm_pbf) if s.osm_pbf else None,
@@ -83,6 +84,6 @@ class Plan:
 
 
 def build_plan(
-    settings: Settings, regions: list[Region], params: DetectionParams, imagery: dict[str, Any]
+    settings: Settings, regions: list[Region], params: DetectionParams, imagery: ImageryInfo
 ) -> Plan:
     return Plan(settings=settings, regions=regions, params=params, imagery=imagery)

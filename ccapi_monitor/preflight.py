@@ -18,7 +18,8 @@ from ccapi_monitor.errors import RegionsFileError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.regions import load_regions
 from ccapi_monitor.settings import Settings
-from ccapi_monitor.storage import Store, open_store
+from ccapi_monitor.storage import Store
+from ccapi_monitor.store_factory import open_store
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ import structlog
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.changes import PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.errors import (
@@ -37,21 +36,29 @@ from ccapi_monitor.errors import (
 )
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.models import (
+    NO_PREVIOUS_RUN_NOTE,
     ChangePolygon,
+    ImageryInfo,
     InfrastructureResult,
     InvestmentScore,
+    PreviousRunInfo,
     RegionResult,
     RunStatus,
     RunSummary,
+    Totals,
 )
 from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import Region
 from ccapi_monitor.scoring import LandPrice, score_region
 from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import Store
+from ccapi_monitor.tracing import get_tracer
 
 log = structlog.get_logger(__name__)
 _GEOD = pyproj.Geod(ellps="WGS84")
+
+#: Name prefix of the region worker threads; the job looks for lingering ones by it after an abort.
+REGION_THREAD_PREFIX = "region"
 
 #: How often the main thread looks at deadlines and abort requests.
 _POLL_S = 0.2
@@ -80,8 +87,8 @@ class RunDependencies:
     cache: Store
     prices: Mapping[int, LandPrice]
     params: DetectionParams
+    imagery_info: ImageryInfo
     previous: PreviousRun | None = None
-    imagery_info: dict[str, Any] = field(default_factory=dict)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -104,7 +111,7 @@ def _geodesic_ha(geometry: Any) -> float:
     return abs(area_m2) / 10_000.0
 
 
-def aggregate(results: list[RegionResult], geometries: Mapping[str, Any]) -> dict[str, Any]:
+def aggregate(results: list[RegionResult], geometries: Mapping[str, Any]) -> Totals:
     """Totals per class, and Java-wide totals that count overlapping region boxes once.
 
     Every location is credited to the first region (in result order) that covers it:
@@ -130,14 +137,14 @@ def aggregate(results: list[RegionResult], geometries: Mapping[str, Any]) -> dic
                     new_overlap[polygon.change_class] += ha
         region_geom = geometries[result.name]
         covered = region_geom if covered is None else unary_union([covered, region_geom])
-    return {
-        "area_ha": {c: round(sums[c], 4) for c in CLASSES},
-        "new_area_ha": {c: round(new_sums[c], 4) for c in CLASSES},
-        "union_area_ha": {c: round(max(0.0, sums[c] - overlap[c]), 4) for c in CLASSES},
-        "union_new_area_ha": {c: round(max(0.0, new_sums[c] - new_overlap[c]), 4) for c in CLASSES},
-        "polygon_count": sum(r.polygon_count for r in measured),
-        "regions_measured": len(measured),
-    }
+    return Totals(
+        area_ha={c: round(sums[c], 4) for c in CLASSES},
+        new_area_ha={c: round(new_sums[c], 4) for c in CLASSES},
+        union_area_ha={c: round(max(0.0, sums[c] - overlap[c]), 4) for c in CLASSES},
+        union_new_area_ha={c: round(max(0.0, new_sums[c] - new_overlap[c]), 4) for c in CLASSES},
+        polygon_count=sum(r.polygon_count for r in measured),
+        regions_measured=len(measured),
+    )
 
 
 class Runner:
@@ -294,9 +301,9 @@ class Runner:
         running: dict[str, _InFlight] = {}
         failed = 0
         total = len(self.regions)
-        deadline_s = self.settings.region_timeout_s
+        deadline_s = self.settings.region_timeout
         in_flight = self.settings.regions_in_flight
-        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="region")
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=REGION_THREAD_PREFIX)
         abort_code: ExitCode | None = None
         try:
             while pending or running:
@@ -367,11 +374,7 @@ class Runner:
             regions=results,
             totals=aggregate(results, geometries),
             imagery=self.deps.imagery_info,
-            windows=self.windows.model_dump(mode="json"),
-            parameters=self.deps.params.model_dump(mode="json"),
-            previous_run=(
-                previous.describe()
-                if previous
-                else {"run_id": None, "note": "no previous complete run: every change is new"}
-            ),
+            windows=self.windows,
+            parameters=self.deps.params,
+            previous_run=(previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE)),
         )

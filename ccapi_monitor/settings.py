@@ -1,19 +1,50 @@
 """Settings: every input of a run, validated once into one typed object.
 
-Flags, their environment variables and the Step Functions execution input all
-end up here; anything invalid raises :class:`InvalidInputError` (exit 3) before
-anything is written.
+Where a value comes from is declared on the field itself, with a :class:`Source` in its
+annotation:
+
+- the command-line flag is always ``--`` plus the field name with dashes
+  (``region_timeout`` is ``--region-timeout``); ``Source(flag=False)`` means none;
+- ``env`` names its environment variable;
+- ``execution_input=True`` lets the Step Functions execution input (``--input-json``) set it;
+- ``commands`` says which commands take the flag (default ``run`` and ``preflight``).
+
+Precedence: flag, then execution input, then environment variable, then default.
+:mod:`ccapi_monitor.cli` builds its options from these declarations, :func:`resolve` merges
+the sources, and ``docs/configuration.md`` is generated from them (``make config-docs``).
+
+Adding a setting with a flag, an environment variable and an execution-input field is one
+change in this module, then ``make config-docs``::
+
+    run_id: Annotated[str | None, Source(env="CCAPI_RUN_ID", execution_input=True)] = Field(
+        None, description="What the setting is for, as the --help text says it."
+    )
+
+A parser for a textual form (a comma-separated list, a timestamp) is a field validator
+here; a rule between settings ("--x needs --y", "not both") is one line in
+:data:`REQUIRES` or :data:`EXCLUSIVE`. Anything invalid raises
+:class:`InvalidInputError` (exit 3, one line) before anything is written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ccapi_monitor.errors import InvalidInputError
 from ccapi_monitor.params import DetectionParams
@@ -24,73 +55,201 @@ MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
 
 log = logging.getLogger(__name__)
 
-#: Fields the Step Functions execution input may set; others are logged and ignored.
-EXECUTION_INPUT_FIELDS = ("regions", "regions_count", "run_date", "force_refresh")
+RUN_AND_PREFLIGHT = ("run", "preflight")
+
+
+@dataclass(frozen=True)
+class Source:
+    """How a setting is given from outside (see the module docstring)."""
+
+    env: str | None = None
+    flag: bool = True
+    execution_input: bool = False
+    commands: tuple[str, ...] = RUN_AND_PREFLIGHT
+    #: The default as ``--help`` states it, when the field's own default is computed.
+    show_default: str | None = None
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a setting: its name with dashes."""
+    return "--" + field.replace("_", "-")
+
+
+def _env_only(env: str) -> Source:
+    return Source(env=env, flag=False)
 
 
 class Settings(BaseModel):
-    """One run's configuration (ARCHITECTURE.md, "Command line" and "Configuration")."""
+    """One run's configuration (docs/design/configuration.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    run_date: date = Field(default_factory=lambda: datetime.now(UTC).date())
-    regions_file: Path | None = None
-    regions: tuple[str, ...] = ()
-    regions_count: int | None = Field(None, ge=1)
-    imagery: Imagery = "earthengine"
-    stac_items: str | None = None
-    infrastructure: Infrastructure = "overpass"
-    osm_pbf: Path | None = None
-    overpass_endpoints: tuple[str, ...] = (
-        "https://overpass-api.de/api/interpreter",
-        "https://overpass.kumi.systems/api/interpreter",
+    run_date: Annotated[
+        date, Source(env="CCAPI_RUN_DATE", execution_input=True, show_default="today (UTC)")
+    ] = Field(
+        default_factory=lambda: datetime.now(UTC).date(),
+        description="YYYY-MM-DD (or an ISO timestamp).",
+    )
+    regions_file: Annotated[Path | None, Source(env="CCAPI_REGIONS_FILE")] = Field(
+        None, description="GeoJSON FeatureCollection of regions; default: the packaged Java regions."
+    )
+    regions: Annotated[tuple[str, ...], Source(execution_input=True)] = Field(
+        (), description="Region names to run, a subset (repeatable, or comma-separated)."
+    )
+    regions_count: Annotated[int | None, Source(execution_input=True)] = Field(
+        None, ge=1, description="Run the first N regions by priority, then name."
+    )
+    imagery: Annotated[Imagery, Source(env="CCAPI_IMAGERY")] = Field(
+        "earthengine", description="Imagery backend; never falls back to demo silently."
+    )
+    stac_items: Annotated[str | None, Source(env="CCAPI_STAC_ITEMS")] = Field(
+        None, description="stac backend: a STAC API URL or an ItemCollection JSON file."
+    )
+    infrastructure: Annotated[
+        Infrastructure, Source(env="CCAPI_INFRASTRUCTURE", show_default="overpass; off with --imagery demo")
+    ] = Field("overpass", description="OSM source.")
+    osm_pbf: Annotated[Path | None, Source(env="CCAPI_OSM_PBF")] = Field(
+        None, description="Local .osm.pbf extract for --infrastructure pbf."
+    )
+    overpass_endpoints: Annotated[tuple[str, ...], Source(env="CCAPI_OVERPASS_ENDPOINTS")] = Field(
+        (
+            "https://overpass-api.de/api/interpreter",
+            "https://overpass.kumi.systems/api/interpreter",
+        ),
+        description="Overpass API endpoints, tried in order (repeatable, or comma-separated).",
     )
     infrastructure_buffer_km: float = Field(
         25.0, ge=0, le=200, description="OSM features are measured inside the region plus this buffer (km)."
     )
-    output: str = "./reports"
-    cache: str = "./.ccapi-cache"
-    environment: str = "local"
-    max_concurrency: int | None = Field(
-        None,
-        ge=1,
-        le=64,
-        description="Regions in flight; default 4, or half of ee_max_concurrency with Earth Engine.",
+    output: Annotated[str, Source(env="CCAPI_REPORTS_URI")] = Field(
+        "./reports", description="Reports: s3://bucket/prefix or a local folder."
     )
-    region_timeout_s: float = Field(1800.0, gt=0)
-    force_refresh: bool = False
-    auto_confirm: bool = False
-    dry_run: bool = False
+    cache: Annotated[str, Source(env="CCAPI_CACHE_URI")] = Field(
+        "./.ccapi-cache", description="Checkpoints and caches: s3://bucket/prefix or a local folder."
+    )
+    environment: Annotated[str, Source(env="CCAPI_ENVIRONMENT")] = Field(
+        "local", description="Metric dimension and report label."
+    )
+    max_concurrency: Annotated[
+        int | None,
+        Source(env="CCAPI_MAX_CONCURRENCY", show_default="4; with earthengine, half of --ee-max-concurrency"),
+    ] = Field(None, ge=1, le=64, description="Regions in flight.")
+    region_timeout: Annotated[float, Source(env="CCAPI_REGION_TIMEOUT_SECONDS")] = Field(
+        1800.0, gt=0, description="Per-region deadline in seconds."
+    )
+    force_refresh: Annotated[
+        bool, Source(env="CCAPI_FORCE_REFRESH", execution_input=True, commands=("run",))
+    ] = Field(False, description="Ignore checkpoints of this week and recompute every region.")
+    auto_confirm: Annotated[bool, Source(env="CCAPI_AUTO_CONFIRM", commands=("run",))] = Field(
+        False, description="Run without asking (required without a terminal)."
+    )
+    dry_run: Annotated[bool, Source(commands=("run",))] = Field(
+        False, description="Print the plan and exit 0."
+    )
     # Earth Engine
-    gee_project: str | None = Field(
-        None, description="Google Cloud project that Earth Engine bills (GEE_PROJECT)."
+    gee_project: Annotated[str | None, _env_only("GEE_PROJECT")] = Field(
+        None, description="Google Cloud project that Earth Engine bills."
     )
-    gee_service_account_key: SecretStr | None = Field(
-        None, description="Service-account key as JSON text (GEE_SERVICE_ACCOUNT_KEY); never logged."
+    gee_service_account_key: Annotated[SecretStr | None, _env_only("GEE_SERVICE_ACCOUNT_KEY")] = Field(
+        None, description="Service-account key as JSON text; never logged."
     )
-    gee_service_account_key_file: Path | None = Field(
-        None, description="Path to a service-account key file (GEE_SERVICE_ACCOUNT_KEY_FILE)."
+    gee_service_account_key_file: Annotated[Path | None, _env_only("GEE_SERVICE_ACCOUNT_KEY_FILE")] = Field(
+        None, description="Path to a service-account key file."
     )
-    ee_max_concurrency: int = Field(16, ge=1, le=40)
+    ee_max_concurrency: Annotated[int, Source(env="CCAPI_EE_MAX_CONCURRENCY")] = Field(
+        16,
+        ge=1,
+        le=40,
+        description="Earth Engine requests in flight for the whole process (project quota: 40).",
+    )
     ee_deadline_s: float = Field(300.0, gt=0, description="Deadline of each Earth Engine request in seconds.")
     # AWS runtime
-    kms_key_id: str | None = None
-    metrics: MetricsMode = "auto"
+    kms_key_id: Annotated[str | None, Source(env="CCAPI_KMS_KEY_ID")] = Field(
+        None, description="KMS key for S3 server-side encryption (default: the bucket's own setting)."
+    )
+    metrics: Annotated[MetricsMode, Source(env="CCAPI_METRICS")] = Field(
+        "auto",
+        description="CloudWatch metrics; auto: CloudWatch when AWS credentials exist, else a log line.",
+    )
     metric_namespace: str = Field(
         "CloudClearingAPI", description="CloudWatch namespace of the worker's metrics."
     )
-    xray: bool = False
-    task_token: SecretStr | None = Field(
-        None, description="Step Functions task token (CCAPI_TASK_TOKEN); no token: no callback, no heartbeat."
+    xray: Annotated[bool, Source(env="CCAPI_XRAY")] = Field(
+        False, description="Send X-Ray segments to the daemon (AWS_XRAY_DAEMON_ADDRESS)."
     )
-    heartbeat_seconds: float = Field(
-        60.0, gt=0, description="Seconds between SendTaskHeartbeat calls (CCAPI_HEARTBEAT_SECONDS)."
+    task_token: Annotated[SecretStr | None, _env_only("CCAPI_TASK_TOKEN")] = Field(
+        None, description="Step Functions task token; no token: no callback, no heartbeat."
     )
-    execution_arn: str | None = Field(
-        None, description="Step Functions execution ARN, added to every log line (CCAPI_EXECUTION_ARN)."
+    heartbeat_seconds: Annotated[float, _env_only("CCAPI_HEARTBEAT_SECONDS")] = Field(
+        60.0, gt=0, description="Seconds between SendTaskHeartbeat calls."
     )
-    land_prices_file: Path | None = None
+    execution_arn: Annotated[str | None, _env_only("CCAPI_EXECUTION_ARN")] = Field(
+        None, description="Step Functions execution ARN, added to every log line."
+    )
+    land_prices: Annotated[Path | None, Source(env="CCAPI_LAND_PRICES_FILE")] = Field(
+        None, description="CSV/JSON overriding the benchmark land price per market tier."
+    )
     detection: DetectionParams = Field(default_factory=DetectionParams)
+
+    # -- textual forms -------------------------------------------------------------------------
+
+    @field_validator("run_date", mode="before")
+    @classmethod
+    def _parse_run_date(cls, value: Any) -> Any:
+        """A date, or a scheduler's ISO timestamp (taken in UTC)."""
+        if isinstance(value, date):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"must be YYYY-MM-DD, got {value!r}")
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).date()
+        except ValueError:
+            raise ValueError(f"must be YYYY-MM-DD, got {value!r}") from None
+
+    @field_validator("run_date")
+    @classmethod
+    def _not_in_the_future(cls, value: date) -> date:
+        if value > datetime.now(UTC).date() + timedelta(days=1):
+            raise ValueError(f"{value} is in the future: no imagery exists for it yet")
+        return value
+
+    @field_validator("regions", "overpass_endpoints", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        """A list, a comma-separated string, or repeated flags that may each hold commas."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ValueError("must be a list of names or a comma-separated string")
+        names = tuple(n.strip() for item in items for n in item.split(","))
+        if any(not n for n in names):
+            raise ValueError("contains an empty name")
+        return names
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infrastructure_default(cls, values: Any) -> Any:
+        """The demo imagery runs offline: no OSM unless asked for."""
+        if isinstance(values, dict) and values.get("infrastructure") is None:
+            values = {**values, "infrastructure": "off" if values.get("imagery") == "demo" else "overpass"}
+        return values
+
+    # -- rules between settings ------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Settings:
+        for field, value, needed in REQUIRES:
+            current = getattr(self, field)
+            triggered = current == value if value is not None else _given(current)
+            if triggered and not _given(getattr(self, needed)):
+                given = flag_name(field) + (f" {value}" if value is not None else "")
+                raise InvalidInputError(f"{given} needs {_how_to_set(needed)}")
+        for first, second in EXCLUSIVE:
+            if _given(getattr(self, first)) and _given(getattr(self, second)):
+                raise InvalidInputError(f"give either {flag_name(first)} or {flag_name(second)}, not both")
+        return self
 
     @property
     def regions_in_flight(self) -> int:
@@ -101,6 +260,43 @@ class Settings(BaseModel):
         if self.imagery == "earthengine":
             return max(4, -(-self.ee_max_concurrency // 2))
         return 4
+
+
+#: ``(setting, value, needed)``: when ``setting`` has ``value`` (``None``: any non-empty
+#: value), ``needed`` must be given too.
+REQUIRES: tuple[tuple[str, object, str], ...] = (
+    ("imagery", "stac", "stac_items"),
+    ("infrastructure", "pbf", "osm_pbf"),
+)
+#: Pairs of settings that may not both be given.
+EXCLUSIVE: tuple[tuple[str, str], ...] = (("regions", "regions_count"),)
+
+
+def source_of(model: type[BaseModel], field: str) -> Source | None:
+    """The :class:`Source` declared on ``model.field``; ``None``: fixed in code."""
+    return next((m for m in model.model_fields[field].metadata if isinstance(m, Source)), None)
+
+
+def sources(model: type[BaseModel] = Settings) -> dict[str, Source]:
+    """Every field of ``model`` that can be set from outside, in declaration order."""
+    found = {name: source_of(model, name) for name in model.model_fields}
+    return {name: source for name, source in found.items() if source is not None}
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != () and value != ""
+
+
+def _how_to_set(field: str) -> str:
+    source = sources()[field]
+    how = flag_name(field) if source.flag else ""
+    if source.env:
+        how = f"{how} (or {source.env})" if how else source.env
+    return how
+
+
+#: Fields the Step Functions execution input may set; others are logged and ignored.
+EXECUTION_INPUT_FIELDS = tuple(name for name, s in sources().items() if s.execution_input)
 
 
 def parse_execution_input(text: str | None) -> dict[str, Any]:
@@ -119,11 +315,33 @@ def parse_execution_input(text: str | None) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in EXECUTION_INPUT_FIELDS}
 
 
-def build_settings(values: dict[str, Any]) -> Settings:
-    """Validate raw values into :class:`Settings`; one line per problem, exit 3."""
+def resolve(flags: Mapping[str, Any], execution_input: str | None, environ: Mapping[str, str]) -> Settings:
+    """Merge the sources by precedence (flag, execution input, environment) into Settings.
+
+    ``flags`` holds only the values given on the command line, by field name.
+    """
+    execution = parse_execution_input(execution_input)
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, source in sources().items():
+        env_value = environ.get(source.env, "").strip() if source.env else ""
+        if name in flags:
+            values[name], origin[name] = flags[name], flag_name(name)
+        elif name in execution:
+            values[name], origin[name] = execution[name], f"execution input {name}"
+        elif env_value:
+            values[name], origin[name] = env_value, str(source.env)
+    return build_settings(values, origin)
+
+
+def build_settings(values: Mapping[str, Any], origin: Mapping[str, str] | None = None) -> Settings:
+    """Validate raw values into :class:`Settings`; the first problem as one line, exit 3."""
     try:
-        return Settings.model_validate(values)
+        return Settings.model_validate(dict(values))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise InvalidInputError(f"invalid {where}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        where = (origin or {}).get(field, field)
+        error = (first.get("ctx") or {}).get("error")
+        message = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+        raise InvalidInputError(f"invalid {where}: {message}") from None

@@ -1,7 +1,8 @@
 """Object stores for reports and checkpoints: one interface, a local folder or S3.
 
 Keys are '/'-separated paths relative to the store's root URI. Writes are
-all-or-nothing: a reader never sees half an object.
+all-or-nothing: a reader never sees half an object. :func:`ccapi_monitor.store_factory.open_store`
+picks the implementation for a URI, so this module never imports the S3 one (which imports it).
 """
 
 from __future__ import annotations
@@ -89,12 +90,3 @@ class LocalStore(Store):
 
     def url_for(self, key: str) -> str:
         return str(self._path(key))
-
-
-def open_store(uri: str, **s3_options: object) -> Store:
-    """A store for ``s3://bucket/prefix`` or a local folder path."""
-    if uri.startswith("s3://"):
-        from ccapi_monitor.aws.s3 import S3Store  # boto3 only when S3 is used
-
-        return S3Store.from_uri(uri, **s3_options)  # type: ignore[arg-type]
-    return LocalStore(uri)

@@ -191,7 +191,7 @@ def test_two_consecutive_runs(tmp_path):
     assert features(previous.polygons()) == features(week1)
     assert previous.compared("bekasi_industrial_belt")
     assert not previous.compared("jember_southern_coast")  # failed last week: nothing to compare with
-    assert previous.describe()["polygon_count"] == 2
+    assert previous.describe().polygon_count == 2
 
     week2_raw = [poly(107.0003, -6.3003), poly(107.1, -6.2)]
     week2, new_ha = label_changes(week2_raw, previous.polygons("bekasi_industrial_belt"), WEEK2)

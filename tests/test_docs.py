@@ -1,6 +1,6 @@
 """The operator docs tell the truth.
 
-- docs/configuration.md is exactly what ``ccapi_monitor.docsgen`` generates from the CLI and
+- docs/configuration.md is exactly what ``tools.docsgen`` generates from the CLI and
   the Settings model (``make config-docs`` rewrites it).
 - Every ``aws ...`` command in a shell block of docs/deployment.md and docs/runbook.md runs,
   as written, with the AWS CLI against a moto server on 127.0.0.1, with the doc's shell
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import boto3
 import click
@@ -28,7 +28,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import BaseModel, Field
 
-from ccapi_monitor import docsgen
+from ccapi_monitor.settings import Source
+from tools import docsgen
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
@@ -53,7 +54,8 @@ def test_configuration_reference_is_current() -> None:
 
 def test_configuration_reference_names_every_flag_and_variable() -> None:
     """Guards the generator itself: nothing the CLI accepts may be left out."""
-    from ccapi_monitor.cli import ENV_ONLY, main
+    from ccapi_monitor.cli import main
+    from ccapi_monitor.settings import sources
 
     text = docsgen.render()
     ctx = click.Context(main)
@@ -67,8 +69,9 @@ def test_configuration_reference_names_every_flag_and_variable() -> None:
             envvar = param.envvar if isinstance(param.envvar, str) else None
             if envvar:
                 assert f"`{envvar}`" in text
-    for variable in ENV_ONLY:
-        assert f"`{variable}`" in text
+    for source in sources().values():
+        if source.env:
+            assert f"`{source.env}`" in text
 
 
 class _Nested(BaseModel):
@@ -82,10 +85,10 @@ class _Nested(BaseModel):
 class _Model(BaseModel):
     """A model."""
 
-    when: str | None = None
-    count: int = Field(4, ge=1)
-    limit_s: float = 30.0
-    secret: str | None = None
+    when: Annotated[str | None, Source(env="X_WHEN", execution_input=True, show_default="today (UTC)")] = None
+    count: Annotated[int, Source(env="X_COUNT")] = Field(4, ge=1, description="How many.")
+    limit_s: float = Field(30.0, description="Seconds.")
+    secret: Annotated[str | None, Source(env="X_SECRET", flag=False)] = None
     nested: _Nested = Field(default_factory=_Nested)
 
 
@@ -95,10 +98,9 @@ def test_generator_renders_types_defaults_sources_and_nested_models() -> None:
         """Tool."""
 
     @cli.command()
-    @click.option("--count", type=int, default=4, envvar="X_COUNT", help="How many.")
-    @click.option("--limit", type=float, default=30.0, help="Seconds.")
-    @click.option("--mode", type=click.Choice(["a", "b"]), default="a", envvar="X_MODE")
-    @click.option("--when", show_default="today (UTC)", envvar="X_WHEN")
+    @click.option("--count", type=int)
+    @click.option("--mode", type=click.Choice(["a", "b"]), default="a", envvar="X_MODE", help="Mode.")
+    @click.option("--when")
     @click.option("--fast/--slow", default=False)
     @click.option("--token", hidden=True, envvar="X_TOKEN", help="never shown as a flag")
     def go(**_: object) -> None:
@@ -106,32 +108,35 @@ def test_generator_renders_types_defaults_sources_and_nested_models() -> None:
 
         Details not in the table."""
 
-    text = docsgen.render(cli, _Model, {"X_SECRET": "secret"}, prog="tool")
+    text = docsgen.render(cli, _Model, prog="tool")
     assert "### `tool go`" in text
     assert "Go somewhere." in text
     assert "Details not in the table" not in text
+    # A flag that sets a field takes its variable, default and description from the field.
     assert "| `--count` `INTEGER` | `X_COUNT` | `4` | How many. |" in text
-    assert "`--mode` `a\\|b` | `X_MODE` | `a`" in text
     assert "| `--when` `TEXT` | `X_WHEN` | today (UTC) |" in text
+    # Other options document themselves.
+    assert "`--mode` `a\\|b` | `X_MODE` | `a` | Mode. |" in text
     assert "| `--fast` / `--slow` | — | off |" in text
     assert "--token" not in text  # hidden flag, but its variable is listed
     assert "| `X_TOKEN` | `tool go` | (environment only) | never shown as a flag |" in text
     assert "| `X_SECRET` | run, preflight | (environment only) | Settings `secret`. |" in text
-    # Field <- flag by name, by name plus unit suffix, and env-only variables.
+    assert "| `X_COUNT` | run, preflight | `--count` | Settings `count`. How many. |" in text
+    # The model section says what sets each field, nothing is guessed from names.
     assert "| `count` | integer | `4` | ≥ 1 | `--count` `X_COUNT` | How many. |" in text
-    assert "| `limit_s` | number | `30.0` | — | `--limit` | Seconds. |" in text
-    assert "| `when` | text (optional) | — | — | `--when` `X_WHEN` |" in text
+    assert "| `limit_s` | number | `30.0` | — | — | Seconds. |" in text
+    assert "| `when` | text (optional) | today (UTC) | — | `--when` `X_WHEN` execution input |" in text
     assert "| `secret` | text (optional) | — | — | `X_SECRET` |" in text
     assert "| `nested` | _Nested | see *_Nested* |" in text
     assert "### _Nested" in text
     assert "| `threshold` | number | `0.5` | ≥ 0, ≤ 1 | — | a \\| piped description |" in text
-    assert text == docsgen.render(cli, _Model, {"X_SECRET": "secret"}, prog="tool"), "not deterministic"
+    assert text == docsgen.render(cli, _Model, prog="tool"), "not deterministic"
 
 
 def test_write_and_module_entry_point(tmp_path: Path) -> None:
     target = docsgen.write(tmp_path / "configuration.md")
     result = subprocess.run(
-        [sys.executable, "-m", "ccapi_monitor.docsgen"], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-m", "tools.docsgen"], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout == target.read_text(encoding="utf-8")
 

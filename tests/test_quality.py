@@ -20,8 +20,8 @@ import pytest
 from shapely.geometry import box, mapping
 
 from ccapi_monitor.aws.metrics import run_metric_values
-from ccapi_monitor.models import ChangePolygon, RegionResult, RunSummary
-from ccapi_monitor.params import CLASSES
+from ccapi_monitor.models import ChangePolygon, ImageryInfo, RegionResult, RunSummary
+from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.quality import (
     CHANGE_CLASSES,
     DEFAULT_THRESHOLDS,
@@ -134,9 +134,9 @@ def make_run(
         duration_s=12.0,
         regions=results,
         totals=aggregate(results, GEOMETRIES),
-        imagery={"source": "stac", "collection": "sentinel-2-c1-l2a"},
-        windows={},
-        parameters={},
+        imagery=ImageryInfo(source="stac", collection="sentinel-2-c1-l2a"),
+        windows=DetectionParams().windows(run_date),
+        parameters=DetectionParams(),
     )
 
 

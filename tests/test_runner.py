@@ -9,7 +9,7 @@ from shapely.geometry import box, shape
 
 from ccapi_monitor.errors import AbortedError, CredentialsError, ExitCode
 from ccapi_monitor.infrastructure.factory import OffSource
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import DetectionResult, ImageryInfo
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.runner import RunDependencies, Runner, _geodesic_ha, aggregate, exit_code_for
@@ -37,7 +37,7 @@ def _runner(tmp_path: Path, backend: CountingBackend, regions: list[Region], **s
         cache=LocalStore(tmp_path / "c"),
         prices=load_land_prices(),
         params=backend.params,
-        imagery_info={"source": "demo"},
+        imagery_info=ImageryInfo(source="demo"),
     )
     return Runner(s, regions, deps)
 
@@ -83,7 +83,7 @@ def test_insufficient_observations_are_not_failures(tmp_path: Path, java: list[R
 
 def test_region_deadline_marks_only_that_region_failed(tmp_path: Path, java: list[Region]) -> None:
     backend = CountingBackend(hang={java[0].name})
-    summary = _runner(tmp_path, backend, java[:3], region_timeout_s=0.5).run()
+    summary = _runner(tmp_path, backend, java[:3], region_timeout=0.5).run()
     assert summary.regions[0].status == "failed"
     assert "deadline" in (summary.regions[0].error or "")
     assert [r.status for r in summary.regions[1:]] == ["ok", "ok"]
@@ -144,12 +144,12 @@ def test_java_wide_total_counts_overlapping_regions_once(tmp_path: Path) -> None
     summary = _runner(tmp_path, backend, [left, right]).run()
     # Both polygons sit in each region's south-west corner: 'right's lies inside 'left'.
     totals = summary.totals
-    assert totals["area_ha"]["vegetation_clearing"] == pytest.approx(240.0)
-    right_polygon_ha = aggregate(summary.regions[1:], {"right": right.geometry})["area_ha"][
+    assert totals.area_ha["vegetation_clearing"] == pytest.approx(240.0)
+    right_polygon_ha = aggregate(summary.regions[1:], {"right": right.geometry}).area_ha[
         "vegetation_clearing"
     ]
     assert right_polygon_ha == pytest.approx(120.0)
-    overlap = totals["area_ha"]["vegetation_clearing"] - totals["union_area_ha"]["vegetation_clearing"]
+    overlap = totals.area_ha["vegetation_clearing"] - totals.union_area_ha["vegetation_clearing"]
     expected = _geodesic_ha(shape(summary.regions[1].polygons[0].geometry))
     assert overlap == pytest.approx(expected, rel=1e-6)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ccapi_monitor.storage import LocalStore, open_store
+from ccapi_monitor.storage import LocalStore
+from ccapi_monitor.store_factory import open_store
 
 
 def test_round_trip_and_listing(tmp_path: Path) -> None:

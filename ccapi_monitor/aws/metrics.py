@@ -11,19 +11,12 @@ from typing import Any
 import structlog
 
 from ccapi_monitor.aws.clients import has_credentials, make_client
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.models import RunSummary
+from ccapi_monitor.tracing import get_tracer
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_NAMESPACE = "CloudClearingAPI"
-
-
-def _hectares(totals: dict[str, Any], change_class: str) -> float | None:
-    """Java-wide hectares without double counting overlapping regions (``union_area_ha``)."""
-    per_class = totals.get("union_area_ha") or totals.get("area_ha") or {}
-    value = per_class.get(change_class)
-    return float(value) if value is not None else None
 
 
 def run_metric_values(summary: RunSummary) -> dict[str, tuple[float, str]]:
@@ -36,7 +29,7 @@ def run_metric_values(summary: RunSummary) -> dict[str, tuple[float, str]]:
         "WorkerDuration": (float(summary.duration_s), "Seconds"),
     }
     for name, change_class in (("HectaresCleared", "vegetation_clearing"), ("HectaresBuilt", "built_up")):
-        hectares = _hectares(summary.totals, change_class)
+        hectares = summary.totals.hectares(change_class)
         if hectares is not None:
             values[name] = (hectares, "None")
     return values

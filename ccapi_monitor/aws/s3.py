@@ -17,9 +17,9 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ccapi_monitor.aws.clients import make_client
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.errors import InvalidInputError, StoreError
 from ccapi_monitor.storage import Store
+from ccapi_monitor.tracing import get_tracer
 
 log = structlog.get_logger(__name__)
 

@@ -23,10 +23,11 @@ import structlog
 from botocore.exceptions import ClientError
 
 from ccapi_monitor.aws.clients import make_client
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.errors import FAILURE_ERROR_NAMES, ExitCode
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.params import CLASSES
+from ccapi_monitor.settings import Settings, sources
+from ccapi_monitor.tracing import get_tracer
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +38,7 @@ OUTPUT_BUDGET_BYTES = 64 * 1024
 CAUSE_LIMIT_CHARS = 32_768
 ERROR_LIMIT_CHARS = 256
 MAX_REGION_NAME_CHARS = 200
-DEFAULT_HEARTBEAT_SECONDS = 60.0
+DEFAULT_HEARTBEAT_SECONDS: float = Settings.model_fields["heartbeat_seconds"].default
 #: Heartbeat answers meaning the execution no longer waits for this task.
 _GAVE_UP = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _STATUS_BY_EXIT: dict[int, str] = {
@@ -92,11 +93,6 @@ def _fit(
     return document
 
 
-def _hectares(summary: RunSummary) -> dict[str, float | None]:
-    per_class = summary.totals.get("union_area_ha") or summary.totals.get("area_ha") or {}
-    return {cls: None if per_class.get(cls) is None else round(float(per_class[cls]), 2) for cls in CLASSES}
-
-
 def _failed_names(summary: RunSummary) -> list[str]:
     return [r.name[:MAX_REGION_NAME_CHARS] for r in summary.regions if r.status == "failed"]
 
@@ -112,7 +108,9 @@ def success_payload(summary: RunSummary) -> dict[str, Any]:
         "environment": summary.environment,
         "regions": summary.counts(),
         "failed_regions": _failed_names(summary),
-        "hectares": _hectares(summary),
+        "hectares": {
+            c: None if (ha := summary.totals.hectares(c)) is None else round(ha, 2) for c in CLASSES
+        },
         "report": {kind: summary.report_uris.get(kind) for kind in ("json", "html", "geojson")},
     }
     return _fit(payload, OUTPUT_BUDGET_BYTES)
@@ -154,25 +152,20 @@ class TaskCallback:
         self.aborted = threading.Event()
         self.abort_reason: str | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set on stop and on a new interval
         self._done = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> TaskCallback:
-        """From ``CCAPI_TASK_TOKEN`` and ``CCAPI_HEARTBEAT_SECONDS`` (default 60)."""
-        raw = environ.get("CCAPI_HEARTBEAT_SECONDS", "").strip()
-        seconds = DEFAULT_HEARTBEAT_SECONDS
-        if raw:
-            try:
-                seconds = float(raw)
-                if not seconds > 0:
-                    raise ValueError(raw)
-            except ValueError:
-                # Settings rejects the value (exit 3); the callback must still be able to say so.
-                log.warning("invalid_heartbeat_seconds", value=raw, using=DEFAULT_HEARTBEAT_SECONDS)
-                seconds = DEFAULT_HEARTBEAT_SECONDS
-        return cls(environ.get("CCAPI_TASK_TOKEN", "").strip() or None, heartbeat_seconds=seconds)
+        """From the task token alone, so that even invalid settings get their failure callback.
+
+        The heartbeat interval comes from :class:`~ccapi_monitor.settings.Settings` once they
+        are valid (:meth:`use_heartbeat_seconds`); until then the default applies.
+        """
+        variable = sources()["task_token"].env or ""
+        return cls(environ.get(variable, "").strip() or None)
 
     def __repr__(self) -> str:  # never the token
         return f"TaskCallback(enabled={self.enabled}, heartbeat_seconds={self.heartbeat_seconds})"
@@ -196,12 +189,24 @@ class TaskCallback:
     def stop(self) -> None:
         """Stop heartbeating (before the callback, or when the run ends without one)."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
 
+    def use_heartbeat_seconds(self, seconds: float) -> None:
+        """Heartbeat every ``seconds`` from now on (the settings' ``heartbeat_seconds``)."""
+        self.heartbeat_seconds = seconds
+        self._wake.set()
+
     def _beat_forever(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
+        while True:
+            retuned = self._wake.wait(self.heartbeat_seconds)
+            if self._stop.is_set():
+                return
+            if retuned:  # a new interval: wait it out from now
+                self._wake.clear()
+                continue
             self._heartbeat()
             if self.aborted.is_set():
                 return

@@ -74,24 +74,23 @@ def observe(
 ) -> Observation:
     """Mask one scene and compute its indices.
 
-    ``bands`` are surface reflectances (NaN for nodata). A pixel is clear when its SCL
-    class is kept and NDVI and NDWI are defined: with the -0.1 offset of baseline 04.00,
-    very dark water can have ``nir + red <= 0``, where NDVI means nothing. With
-    ``windows``, indices a scene's windows do not use are skipped.
+    ``bands`` are surface reflectances (NaN for nodata), or reflectances times one
+    positive factor common to the bands. A pixel is clear when its SCL class is kept
+    and every band read is above 0 (DETECTION.md step 1, the same rule as the Earth
+    Engine graph): with the -0.1 offset of baseline 04.00, dark pixels can go negative,
+    and a negative band makes an index meaningless (NDVI above 1). With ``windows``,
+    indices a scene's windows do not use are skipped.
     """
-    green, red, nir = bands["green"], bands["red"], bands["nir"]
-    veg_sum = nir + red
-    water_sum = green + nir
+    green, red, nir, swir = bands["green"], bands["red"], bands["nir"], bands["swir16"]
     clear = _clear_lookup(tuple(params.scl_clear))[scl.astype(np.uint8, copy=False)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        clear &= (veg_sum > 0) & (water_sum > 0)  # False for NaN (nodata)
-        obs = Observation(day=day, clear=clear, ndvi=_index(nir, red, veg_sum, clear))
-        if windows is None or windows.persistence.contains(day):
-            obs.ndwi = _index(green, nir, water_sum, clear)
+        for band in (green, red, nir, swir):
+            clear &= band > 0  # False for NaN (nodata)
+        obs = Observation(day=day, clear=clear, ndvi=_index(nir, red, nir + red, clear))
+        if windows is None or windows.persistence.contains(day) or windows.in_fallow(day):
+            obs.ndwi = _index(green, nir, green + nir, clear)
         if windows is None or windows.current.contains(day):
-            swir = bands["swir16"]
-            swir_sum = swir + nir
-            obs.ndbi = _index(swir, nir, swir_sum, clear & (swir_sum > 0))
+            obs.ndbi = _index(swir, nir, swir + nir, clear)
     return obs
 
 
@@ -108,6 +107,8 @@ class TileStats:
     persist_max_ndvi: FloatArray
     persist_max_ndwi: FloatArray
     persist_count: NDArray[np.int16]
+    #: Seasonal-bare guard: bare and dry through one of last year's same-season spans.
+    seasonal_bare: BoolArray
 
 
 def sorted_percentiles(
@@ -156,6 +157,15 @@ class TileAccumulator:
         self._persist_max_ndvi = np.full(shape, -np.inf, dtype=np.float32)
         self._persist_max_ndwi = np.full(shape, -np.inf, dtype=np.float32)
         self._persist_count = np.zeros(shape, dtype=np.int16)
+        # Per seasonal-bare span: max NDVI, max NDWI and clear count, like the persistence window.
+        self._fallow = [
+            (
+                np.full(shape, -np.inf, dtype=np.float32),
+                np.full(shape, -np.inf, dtype=np.float32),
+                np.zeros(shape, dtype=np.int16),
+            )
+            for _ in windows.fallow
+        ]
         self._last_day: date | None = None
 
     def add(self, obs: Observation) -> None:
@@ -167,12 +177,18 @@ class TileAccumulator:
                 raise ValueError("more baseline scenes than announced")
             self._baseline[self._n_baseline] = obs.ndvi
             self._n_baseline += 1
+        # Running maxima and counts of the persistence window and of each seasonal span.
+        spans = [
+            acc for acc, span in zip(self._fallow, self.windows.fallow, strict=True) if span.contains(obs.day)
+        ]
         if self.windows.persistence.contains(obs.day):
-            if obs.ndwi is None:
-                raise ValueError(f"scene {obs.day} in the persistence window lacks NDWI")
-            np.fmax(self._persist_max_ndvi, obs.ndvi, out=self._persist_max_ndvi)
-            np.fmax(self._persist_max_ndwi, obs.ndwi, out=self._persist_max_ndwi)
-            self._persist_count += obs.clear
+            spans.append((self._persist_max_ndvi, self._persist_max_ndwi, self._persist_count))
+        if spans and obs.ndwi is None:
+            raise ValueError(f"scene {obs.day} in the persistence window or a seasonal span lacks NDWI")
+        for max_ndvi, max_ndwi, count in spans:
+            np.fmax(max_ndvi, obs.ndvi, out=max_ndvi)
+            np.fmax(max_ndwi, cast(FloatArray, obs.ndwi), out=max_ndwi)
+            count += obs.clear
         if self.windows.current.contains(obs.day):
             if obs.ndbi is None:
                 raise ValueError(f"scene {obs.day} in the current window lacks NDBI")
@@ -206,11 +222,36 @@ class TileAccumulator:
             persist_max_ndvi=self._persist_max_ndvi,
             persist_max_ndwi=self._persist_max_ndwi,
             persist_count=self._persist_count,
+            seasonal_bare=self._seasonal_bare(),
         )
+
+    def _seasonal_bare(self) -> BoolArray:
+        """Pixels bare and dry in every clear observation of one seasonal span (at least
+        ``built_min_obs`` of them): dry-season fallow, which is bare every year."""
+        bare = np.zeros(self.shape, dtype=bool)
+        for max_ndvi, max_ndwi, count in self._fallow:
+            bare |= bare_and_dry(max_ndvi, max_ndwi, count, self.params)
+        return bare
+
+
+def bare_and_dry(
+    max_ndvi: FloatArray, max_ndwi: FloatArray, count: NDArray[np.int16], params: DetectionParams
+) -> BoolArray:
+    """Every clear observation of a span below ``built_max_ndvi`` NDVI and ``built_max_ndwi``
+    NDWI, over at least ``built_min_obs`` of them: the built-up test, also used on last
+    year's same-season spans by the seasonal-bare guard."""
+    return (
+        (max_ndvi < params.built_max_ndvi)
+        & (max_ndwi < params.built_max_ndwi)
+        & (count >= params.built_min_obs)
+    )
 
 
 def classify(stats: TileStats, params: DetectionParams) -> tuple[NDArray[np.uint8], BoolArray]:
     """Step 5: class values (0 none, see ``CLASS_VALUES``) and the observed mask.
+
+    ``built_up`` excludes pixels the seasonal-bare guard found bare in last year's same
+    season: dry-season fallow is bare for months every year, a building site was green.
 
     A pixel is observed when it has ``min_baseline_obs`` clear baseline observations
     and at least one clear observation in the current window: what is reported as
@@ -226,9 +267,8 @@ def classify(stats: TileStats, params: DetectionParams) -> tuple[NDArray[np.uint
         )
         built = (
             (stats.p90 >= params.green_p90)
-            & (stats.persist_max_ndvi < params.built_max_ndvi)
-            & (stats.persist_max_ndwi < params.built_max_ndwi)
-            & (stats.persist_count >= params.built_min_obs)
+            & bare_and_dry(stats.persist_max_ndvi, stats.persist_max_ndwi, stats.persist_count, params)
+            & ~stats.seasonal_bare
         )
     classes = np.zeros(stats.p10.shape, dtype=np.uint8)
     classes[built & observed] = CLASS_VALUES["built_up"]

@@ -48,7 +48,7 @@ from shapely.geometry import box, mapping, shape
 
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.detection.grid import RegionGrid
-from ccapi_monitor.detection.stac import COLLECTION, StacBackend
+from ccapi_monitor.detection.stac import LEGACY_COLLECTION, OffsetLedger, StacBackend
 from ccapi_monitor.errors import DetectionError
 from ccapi_monitor.models import DetectionResult
 from ccapi_monitor.params import DetectionParams
@@ -63,7 +63,7 @@ warnings.filterwarnings(
     "ignore", message="Dataset has no geotransform", category=NotGeoreferencedWarning, module="rasterio.warp"
 )
 
-GENERATOR_VERSION: Final = 1
+GENERATOR_VERSION: Final = 2
 #: Sentinel-2 scenes fall on a fixed 5-day grid (S2A + S2B revisit) from this day.
 SCENE_EPOCH: Final = date(2015, 7, 4)
 CADENCE_DAYS: Final = 5
@@ -83,14 +83,19 @@ UNUSED_ASSETS: Final = ("blue", "swir22")
 BANDS: Final[tuple[str, ...]] = ("blue", "green", "red", "nir", "swir16", "swir22")
 
 # Land cover codes of the landcover raster written beside the archive.
-FOREST, TREE_CROPS, PADDY, SETTLEMENT, WATER = 1, 2, 3, 4, 5
+FOREST, TREE_CROPS, PADDY, SETTLEMENT, WATER, DRY_FIELD = 1, 2, 3, 4, 5, 6
 LANDCOVER_NAMES: Final = {
     FOREST: "forest",
     TREE_CROPS: "tree_crops",
     PADDY: "paddy",
     SETTLEMENT: "settlement",
     WATER: "water",
+    DRY_FIELD: "dry_field",
 }
+#: Rain-fed fields (tegalan, palawija): bare and dry for about three months from this
+#: day of the year (plus up to 10 days per irrigation block), green the rest of the year.
+DRY_FIELD_BARE_FROM: Final = 160
+DRY_FIELD_BARE_DAYS: Final = 95
 
 #: Endmember surface reflectances (blue, green, red, nir, swir16, swir22), typical of
 #: Sentinel-2 L2A over Java: dense canopy, moist soil/stubble, turbid water, roofs and
@@ -136,6 +141,12 @@ class DemoConfig:
     #: COG compression: zstd writes and reads fastest (the demo budget); Earth Search
     #: serves deflate, which the benchmark uses so its read floor is realistic.
     compress: str = "zstd"
+    #: Share of the paddy irrigation blocks that are rain-fed dry fields (dry-season fallow).
+    dry_field_share: float = 0.15
+    #: One region in this many is covered by two overlapping granules (MGRS tiles) a day.
+    overlap_every: int = 3
+    #: Share of items whose declared offset disagrees with their pixels (both directions).
+    mislabel_share: float = 0.15
 
     @cached_property
     def fingerprint(self) -> str:
@@ -215,7 +226,10 @@ def build_world(region: Region, config: DemoConfig, until: date) -> World:
     rows, cols = np.indices(shape2)
     _, block = cKDTree(seeds).query(np.column_stack([rows.ravel(), cols.ravel()]))
     block_phase = rng.random(n_blocks).astype(np.float32) * PADDY_CYCLE_DAYS
-    phase = np.where(landcover == PADDY, block_phase[block].reshape(shape2), 0).astype(np.float32)
+    dry_blocks = rng.random(n_blocks) < config.dry_field_share
+    landcover[(landcover == PADDY) & dry_blocks[block].reshape(shape2)] = DRY_FIELD
+    phase = np.where(np.isin(landcover, (PADDY, DRY_FIELD)), block_phase[block].reshape(shape2), 0)
+    phase = phase.astype(np.float32)
     settle_veg = (0.05 + 0.25 * _smooth(rng, shape2, 0.3 * px_per_km)).astype(np.float32)
     texture = (1.0 + 0.04 * rng.standard_normal(shape2, dtype=np.float32)).astype(np.float32)
     world = World(region.name, grid, landcover, phase, settle_veg, texture, [])
@@ -327,6 +341,16 @@ def _fractions(world: World, day: date) -> NDArray[np.float32]:
     wat = np.select([d < 20, d < 55], [np.full_like(d, 0.92), 0.8 * (1 - (d - 20) / 35)], 0.0)
     wat = np.minimum(wat, 1 - veg)
     f[VEG][paddy], f[WAT][paddy], f[SOIL][paddy] = veg, wat, 1 - veg - wat
+    dry = lc == DRY_FIELD
+    # Day within the field's year, counted from the start of its bare dry season.
+    d = (day.timetuple().tm_yday - DRY_FIELD_BARE_FROM - world.phase[dry] / 12) % 365
+    bare = DRY_FIELD_BARE_DAYS
+    veg = np.select(
+        [d < bare, d < bare + 30, d < 345],
+        [np.full_like(d, 0.05), 0.05 + 0.8 * (d - bare) / 30, np.full_like(d, 0.85)],
+        0.85 - 0.8 * (d - 345) / 20,
+    )
+    f[VEG][dry], f[SOIL][dry] = veg, 1 - veg
     for event in world.events:
         if event.day > day:
             break
@@ -410,17 +434,40 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
 
 @dataclass(frozen=True)
 class Tile:
-    """Where a region's scenes are written: one tile per UTM zone the region touches."""
+    """Where a region's scenes are written: one tile per UTM zone the region touches, or
+    two overlapping granules of one zone (like adjacent MGRS tiles)."""
 
     epsg: int
     grid: RegionGrid
+    code: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.epsg}{self.code}"
 
 
-def region_tiles(region: Region, world_grid: RegionGrid) -> list[Tile]:
-    """Real MGRS tiles are in the zone of their longitude; a region across a zone border gets two."""
+def overlapping_granules(grid: RegionGrid, overlap: float = 0.3) -> list[RegionGrid]:
+    """A north and a south granule sharing ``overlap`` of the grid's rows (origins stay on
+    the 2-pixel snap, so the 20 m assets align)."""
+    split = 2 * round(grid.height * (1 + overlap) / 4)
+    south_top = grid.height - split
+    return [
+        RegionGrid(grid.epsg, grid.scale_m, grid.west, grid.north, grid.width, split),
+        RegionGrid(
+            grid.epsg, grid.scale_m, grid.west, grid.north - south_top * grid.scale_m, grid.width, split
+        ),
+    ]
+
+
+def region_tiles(region: Region, world_grid: RegionGrid, config: DemoConfig | None = None) -> list[Tile]:
+    """Real MGRS tiles are in the zone of their longitude; a region across a zone border gets
+    two. One region in ``config.overlap_every`` lies in the overlap of two granules of its zone."""
     west, south, east, north = region.bounds
     zones = range(int((west + 180) // 6) + 1, int((east - 1e-9 + 180) // 6) + 2)
     if len(zones) == 1:
+        if config is not None and _seed("granules", region.name) % config.overlap_every == 0:
+            north_grid, south_grid = overlapping_granules(world_grid)
+            return [Tile(world_grid.epsg, north_grid, "N"), Tile(world_grid.epsg, south_grid, "S")]
         return [Tile(world_grid.epsg, world_grid)]
     tiles = []
     base = 32700 if (south + north) / 2 < 0 else 32600
@@ -458,6 +505,9 @@ def _write_cog(path: Path, array: NDArray[Any], grid: RegionGrid, compress: str 
 def _to_tile(array: NDArray[Any], src: RegionGrid, dst: RegionGrid) -> NDArray[Any]:
     if src == dst:
         return array
+    if src.epsg == dst.epsg and src.scale_m == dst.scale_m and src.west == dst.west:
+        row = round((src.north - dst.north) / src.scale_m)  # a granule cut from the same grid
+        return np.ascontiguousarray(array[row : row + dst.height, : dst.width])
     out = np.zeros(dst.shape, dtype=array.dtype)
     reproject(
         array,
@@ -542,11 +592,11 @@ class DemoArchive:
 
     def _scene(self, region: Region, world: World, day: date) -> list[pystac.Item]:
         """The items of one scene, writing its COGs unless a previous run already did."""
-        tiles = region_tiles(region, world.grid)
+        tiles = region_tiles(region, world.grid, self.config)
         scene: SceneArrays | None = None
         items = []
         for tile in tiles:
-            item_id = f"S2D_{tile.epsg}_{region.name}_{day:%Y%m%d}_0_L2A"
+            item_id = f"S2D_{tile.name}_{region.name}_{day:%Y%m%d}_0_L2A"
             folder = self.root / "scenes" / region.name / item_id
             done = folder / "item.json"
             if done.exists():
@@ -556,6 +606,13 @@ class DemoArchive:
                 scene = synthesize(world, day, self.config)
             folder.mkdir(parents=True, exist_ok=True)
             offset = _has_offset(day)
+            # Some items declare the other convention than their pixels carry, as on Earth
+            # Search's sentinel-2-l2a: offset pixels without the offset in the metadata, or
+            # an offset declared for pixels that never had it (flagged as already applied).
+            mislabelled = (
+                _seed("label", item_id, self.config.fingerprint) % 1000 < 1000 * self.config.mislabel_share
+            )
+            declared = offset != mislabelled
             assets = {}
             for key, factor in ASSETS.items():
                 if key in UNUSED_ASSETS and not self.config.all_assets:
@@ -575,7 +632,7 @@ class DemoArchive:
                     "data_type": dn.dtype.name,
                     "spatial_resolution": dst_grid.scale_m,
                 }
-                if key != "scl" and offset:
+                if key != "scl" and declared:
                     band.update(scale=0.0001, offset=-0.1)
                 assets[key] = pystac.Asset(
                     href=f"../scenes/{region.name}/{item_id}/{key}.tif",
@@ -597,15 +654,17 @@ class DemoArchive:
                     "platform": "sentinel-2-demo",
                     "constellation": "sentinel-2",
                     "eo:cloud_cover": round(scene.cloud_cover, 2),
-                    "s2:processing_baseline": "05.10" if offset else "03.01",
+                    "s2:processing_baseline": "05.10" if offset or mislabelled else "03.01",
+                    "earthsearch:boa_offset_applied": mislabelled and not offset,
                     "proj:epsg": tile.epsg,
                     "demo:synthetic": True,
+                    "demo:declared_offset_wrong": mislabelled,
                 },
-                collection=COLLECTION,
+                collection=LEGACY_COLLECTION,
             )
             for key, asset in assets.items():
                 item.add_asset(key, asset)
-            item.collection_id = COLLECTION
+            item.collection_id = LEGACY_COLLECTION
             self._write_json(done, item.to_dict(include_self_link=False, transform_hrefs=False))
             items.append(item)
         return items
@@ -659,6 +718,7 @@ class DemoBackend(ImageryBackend):
         self.config = config or DemoConfig()
         super().__init__(self.demo_params(params, self.config))
         self.archive = DemoArchive(Path(archive_dir), self.config, self.params)
+        self.offsets = OffsetLedger()
 
     @staticmethod
     def demo_params(params: DetectionParams, config: DemoConfig | None = None) -> DetectionParams:
@@ -669,7 +729,7 @@ class DemoBackend(ImageryBackend):
         return {
             "source": self.name,
             "archive": str(self.archive.root),
-            "collection": COLLECTION,
+            "collection": LEGACY_COLLECTION,
             "synthetic": True,
             "scale_m": self.config.scale_m,
             "scenes": len(scene_days(run_date, self.params, self.config)),
@@ -705,5 +765,7 @@ class DemoBackend(ImageryBackend):
             raise DetectionError(
                 f"demo archive has no scenes for {region.name} on {run_date}: prepare() first"
             )
-        result = StacBackend(self.params, str(items), io_threads=1).detect(region, run_date, cancel)
+        stac = StacBackend(self.params, str(items), io_threads=1, collection=LEGACY_COLLECTION)
+        stac.offsets = self.offsets  # one ledger: each item is judged and reported once
+        result = stac.detect(region, run_date, cancel)
         return result.model_copy(update={"source": self.name})

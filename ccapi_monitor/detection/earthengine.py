@@ -23,7 +23,6 @@ from typing import Any, ClassVar, Final
 import structlog
 from shapely.geometry import mapping
 
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.ee_auth import HIGH_VOLUME_URL, initialize_client, load_credentials
 from ccapi_monitor.detection.ee_quota import (
@@ -38,6 +37,7 @@ from ccapi_monitor.errors import AbortedError, CCAPIError, CredentialsError, Det
 from ccapi_monitor.models import ChangePolygon, DetectionResult
 from ccapi_monitor.params import CLASS_VALUES, CLASSES, DateWindow, DetectionParams, Windows
 from ccapi_monitor.regions import Region
+from ccapi_monitor.tracing import get_tracer
 
 #: ``ee`` ships no type information: its objects are annotated with this alias.
 EEObject = Any
@@ -48,6 +48,10 @@ S2_COLLECTION: Final = "COPERNICUS/S2_SR_HARMONIZED"
 CLOUD_SCORE_COLLECTION: Final = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 CLOUD_SCORE_BAND: Final = "cs_cdf"
 BASELINE_PERCENTILES: Final = (10, 90)
+#: The bands the algorithm reads (asset key of the array backends -> Sentinel-2 band).
+REFLECTANCE_BANDS: Final = {"green": "B3", "red": "B4", "nir": "B8", "swir16": "B11"}
+#: Acquisition days are UTC calendar days, as the array backends group STAC items.
+DAY_FORMAT: Final = "YYYY-MM-dd"
 #: Class-band value of pixels without enough clear observations (counted, never classified).
 UNOBSERVED: Final = -1
 #: Largest region (5,000 km2) at 10 m is 5e7 pixels. 1e9 is explicit headroom: a region
@@ -82,7 +86,7 @@ def _window_dates(window: DateWindow) -> tuple[str, str]:
 
 
 def _linked_scenes(geometry: EEObject, span: DateWindow) -> EEObject:
-    """Sentinel-2 scenes over the region with their Cloud Score+ band (joined on ``system:index``)."""
+    """Sentinel-2 granules over the region with their Cloud Score+ band (joined on ``system:index``)."""
     import ee
 
     start, end = _window_dates(span)
@@ -91,24 +95,93 @@ def _linked_scenes(geometry: EEObject, span: DateWindow) -> EEObject:
     return s2.linkCollection(scores, [CLOUD_SCORE_BAND])
 
 
-def _observations(params: DetectionParams, linked: EEObject) -> EEObject:
-    """NDVI/NDWI per scene, masked where Cloud Score+ says the pixel is not clear."""
+def _daily_mosaics(linked: EEObject) -> EEObject:
+    """One image per acquisition day (DETECTION.md step 1): the granules (MGRS tiles) of a
+    UTC day mosaicked, per pixel the granule with the highest ``cs_cdf``.
+
+    Adjacent tiles overlap by about 10 km; without this a pixel in the overlap would count
+    one acquisition twice (scene counts, ``built_min_obs``, "the latest observations",
+    percentile weights). Each mosaic is stamped at 00:00 UTC of its day, so window filters
+    see the day exactly as the array backends do.
+    """
+    import ee
+
+    bands = [*REFLECTANCE_BANDS.values(), CLOUD_SCORE_BAND]
+    stamped = linked.map(lambda image: image.select(bands).set("day", image.date().format(DAY_FORMAT)))
+
+    def mosaic(day: EEObject) -> EEObject:
+        granules = stamped.filter(ee.Filter.eq("day", day))
+        return granules.qualityMosaic(CLOUD_SCORE_BAND).set(
+            "system:time_start", ee.Date.parse(DAY_FORMAT, day).millis()
+        )
+
+    days = ee.List(stamped.aggregate_array("day")).distinct()
+    return ee.ImageCollection.fromImages(days.map(mosaic))
+
+
+def _observations(params: DetectionParams, days: EEObject) -> EEObject:
+    """NDVI/NDWI per day, masked where Cloud Score+ says the pixel is not clear or any band
+    read is <= 0 (unobserved, as in the array backends)."""
     import ee
 
     def indices(image: EEObject) -> EEObject:
         # S2_SR_HARMONIZED already removes the baseline-04.00 offset, so DN are reflectance
         # x 10000 with no offset; normalized differences are scale-free, no divide needed.
         clear = image.select(CLOUD_SCORE_BAND).gte(params.clear_threshold)
-        ndvi = image.normalizedDifference(["B8", "B4"]).rename("ndvi")
-        ndwi = image.normalizedDifference(["B3", "B8"]).rename("ndwi")
+        for band in REFLECTANCE_BANDS.values():
+            clear = clear.And(image.select(band).gt(0))
+        ndvi = image.normalizedDifference([REFLECTANCE_BANDS["nir"], REFLECTANCE_BANDS["red"]]).rename("ndvi")
+        ndwi = image.normalizedDifference([REFLECTANCE_BANDS["green"], REFLECTANCE_BANDS["nir"]]).rename(
+            "ndwi"
+        )
         # NDBI is descriptive only (not a rule), so it is not computed server-side.
         return ee.Image(ndvi.addBands(ndwi).updateMask(clear).copyProperties(image, ["system:time_start"]))
 
-    return linked.map(indices)
+    return days.map(indices)
 
 
-def _class_image(params: DetectionParams, observations: EEObject, run_date: date) -> EEObject:
-    """Per pixel: UNOBSERVED, 0 (observed, no change) or a CLASS_VALUES value, MMU applied."""
+def _linear_percentiles(values: EEObject, count: EEObject, quantiles: tuple[int, ...]) -> list[EEObject]:
+    """numpy's default (linear) percentile of each pixel's clear values, as the array code.
+
+    ``values`` is the per-pixel 1-D array of clear observations; Earth Engine's own
+    percentile reducer uses another definition, so the interpolation is spelled out:
+    position ``q * (n - 1)`` in the sorted values, linear between its neighbours.
+    """
+    import ee
+
+    sorted_values = values.arraySort()
+    last = count.subtract(1).max(0)
+    out = []
+    for q in quantiles:
+        position = last.multiply(q / 100.0)
+        low = position.floor()
+        high = low.add(1).min(last)
+        low_value = sorted_values.arrayGet(low.toInt())
+        high_value = sorted_values.arrayGet(high.toInt())
+        value = low_value.add(high_value.subtract(low_value).multiply(position.subtract(low)))
+        out.append(ee.Image(value).updateMask(count.gt(0)).rename(f"ndvi_p{q}"))
+    return out
+
+
+def _bare_and_dry(params: DetectionParams, window: EEObject) -> EEObject:
+    """Every clear observation of ``window`` below the built-up NDVI and NDWI limits, over
+    at least ``built_min_obs`` of them (the array code's ``bare_and_dry``); 0 where unknown."""
+    peak = window.select(["ndvi", "ndwi"]).max()
+    count = window.select("ndvi").count().unmask(0)
+    return (
+        peak.select("ndvi")
+        .lt(params.built_max_ndvi)
+        .And(peak.select("ndwi").lt(params.built_max_ndwi))
+        .unmask(0)
+        .And(count.gte(params.built_min_obs))
+    )
+
+
+def _class_image(
+    params: DetectionParams, observations: EEObject, run_date: date, geometry: EEObject
+) -> EEObject:
+    """Per pixel: UNOBSERVED, 0 (observed, no change) or a CLASS_VALUES value; clipped to
+    the region, then the MMU applied (so slivers at the edge go as in the array code)."""
     import ee
 
     windows = params.windows(run_date)
@@ -126,14 +199,12 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
         )
         return observations.filterDate(*_window_dates(window)).merge(ee.ImageCollection([placeholder]))
 
-    baseline = (
-        in_window(windows.baseline)
-        .select("ndvi")
-        .reduce(ee.Reducer.percentile(list(BASELINE_PERCENTILES)).combine(ee.Reducer.count(), "", True))
+    # Baseline: every clear NDVI of the pixel as an array (toArray() leaves masked ones out).
+    baseline_values = in_window(windows.baseline).select("ndvi").toArray().arrayProject([0])
+    baseline_count = baseline_values.arrayLength(0).unmask(0)
+    p10, p90 = _linear_percentiles(
+        baseline_values.updateMask(baseline_count.gt(0)), baseline_count, BASELINE_PERCENTILES
     )
-    p10 = baseline.select(f"ndvi_p{BASELINE_PERCENTILES[0]}")
-    p90 = baseline.select(f"ndvi_p{BASELINE_PERCENTILES[1]}")
-    baseline_count = baseline.select("ndvi_count").unmask(0)
 
     # NDVI_now: mean of the latest `recent_obs` clear observations. toArray() keeps only
     # unmasked observations, in collection order (newest first after the sort).
@@ -147,9 +218,10 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
         .arrayGet([0, 0])
     )
 
-    persistence = in_window(windows.persistence)
-    persist_max = persistence.select(["ndvi", "ndwi"]).max()
-    persist_count = persistence.select("ndvi").count().unmask(0)
+    # Seasonal-bare guard: bare and dry through one of last year's same-season spans.
+    seasonal_bare = ee.Image.constant(0)
+    for span in windows.fallow:
+        seasonal_bare = seasonal_bare.Or(_bare_and_dry(params, in_window(span)))
 
     observed = baseline_count.gte(params.min_baseline_obs).And(current_count.gt(0))
     clearing = (
@@ -159,18 +231,18 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
     )
     built = (
         p90.gte(params.green_p90)
-        .And(persist_max.select("ndvi").lt(params.built_max_ndvi))
-        .And(persist_max.select("ndwi").lt(params.built_max_ndwi))
-        .And(persist_count.gte(params.built_min_obs))
+        .And(_bare_and_dry(params, in_window(windows.persistence)))
+        .And(seasonal_bare.Not())
     )
     # First match wins: the earlier class in CLASSES is written last.
     classes = ee.Image.constant(0)
     for name, rule in reversed(list(zip(CLASSES, (clearing, built), strict=True))):
         classes = classes.where(rule.unmask(0), CLASS_VALUES[name])
-    classes = classes.where(observed.Not(), UNOBSERVED)
+    classes = classes.where(observed.Not(), UNOBSERVED).clip(geometry)
 
     # Minimum mapping unit: 8-connected components of one class smaller than mmu_pixels
-    # go back to 0. Counting stops at mmu_pixels, which is all the test needs.
+    # go back to 0. Counting stops at mmu_pixels, which is all the test needs. Pixels
+    # outside the region are masked by the clip, so they never join a component.
     mmu = params.mmu_pixels
     kept = ee.Image.constant(0)
     for name in CLASSES:
@@ -180,11 +252,12 @@ def _class_image(params: DetectionParams, observations: EEObject, run_date: date
 
 
 def _clear_scene_counts(
-    params: DetectionParams, linked: EEObject, geometry: EEObject, crs: str, windows: Windows
+    params: DetectionParams, days: EEObject, geometry: EEObject, crs: str, windows: Windows
 ) -> EEObject:
-    """Scenes per window with any clear pixel over the region (as the array backends count).
+    """Days per window with any clear pixel over the region (as the array backends count).
 
-    Checked on the Cloud Score+ band at SCENE_CHECK_SCALE_M: a yes/no per scene needs
+    Counted on the daily mosaics, so a day is one scene however many granules it has.
+    Checked on the Cloud Score+ band at SCENE_CHECK_SCALE_M: a yes/no per day needs
     no 10 m pass, and bestEffort is harmless for a maximum (unlike for hectares).
     """
     import ee
@@ -200,7 +273,7 @@ def _clear_scene_counts(
         )
         return image.set("clear_peak", peak.get(CLOUD_SCORE_BAND))
 
-    clear = linked.map(score).filter(ee.Filter.gte("clear_peak", params.clear_threshold))
+    clear = days.map(score).filter(ee.Filter.gte("clear_peak", params.clear_threshold))
     return ee.Dictionary(
         {
             name: clear.filterDate(*_window_dates(getattr(windows, name))).size()
@@ -222,8 +295,8 @@ def build_region_graph(
         )
     geometry = ee.Geometry(json.loads(json.dumps(mapping(region.geometry))), None, False)
     windows = params.windows(run_date)
-    linked = _linked_scenes(geometry, windows.span)
-    classes = _class_image(params, _observations(params, linked), run_date)
+    days = _daily_mosaics(_linked_scenes(geometry, windows.span))
+    classes = _class_image(params, _observations(params, days), run_date, geometry)
     # The region's UTM grid at scale_m: the same pixels the array backends classify.
     crs = f"EPSG:{region.utm_epsg}"
     area_ha = ee.Image.pixelArea().divide(10_000).rename("area_ha")
@@ -239,7 +312,7 @@ def build_region_graph(
         maxPixels=MAX_PIXELS,
         tileScale=tile_scale,
     )
-    scenes = _clear_scene_counts(params, linked, geometry, crs, windows)
+    scenes = _clear_scene_counts(params, days, geometry, crs, windows)
     stats = ee.Dictionary({"groups": grouped.get("groups"), "scenes": scenes})
 
     changed = classes.gt(0)
@@ -278,44 +351,16 @@ def build_region_graph(
     return RegionGraph(stats=stats, polygons=polygon_expr, crs=crs, tile_scale=tile_scale)
 
 
-def encode_expression(expression: EEObject) -> dict[str, Any]:
-    """The Cloud API encoding of an expression, as ``ee.data.computeValue`` would send it."""
-    import ee
+def compute_value(expression: EEObject) -> Any:
+    """``ee.data.computeValue``: the client library's public entry point.
 
-    encoded: dict[str, Any] = ee.serializer.encode(expression, for_cloud_api=True)
-    return encoded
-
-
-def compute_encoded(expression: dict[str, Any]) -> Any:
-    """``ee.data.computeValue`` for an expression encoded ahead of time.
-
-    Encoding a region's graph costs ~10 ms of CPU under the GIL, and ``computeValue``
-    repeats it on every attempt inside a quota slot. Encoding once in ``prepare`` keeps
-    that off the critical path of the batch; the request itself is the one
-    ``computeValue`` sends (a test compares the bytes on the wire), through the client's
-    own ``_execute_cloud_call`` so errors are translated exactly as before.
+    It re-encodes the graph on every attempt (about 10 ms of CPU), which is nothing next
+    to an Earth Engine request; a private entry point would break silently on an upgrade.
     """
     import ee
 
-    call = (
-        ee.data._get_cloud_projects()
-        .value()
-        .compute(body={"expression": expression}, project=ee.data._get_projects_path(), prettyPrint=False)
-    )
     with get_tracer().call("EarthEngine", operation="computeValue"):
-        return ee.data._execute_cloud_call(call)["result"]
-
-
-@dataclass(frozen=True)
-class EncodedGraph:
-    """A region's two requests, encoded once and reused by every attempt."""
-
-    stats: dict[str, Any]
-    polygons: dict[str, Any]
-
-    @classmethod
-    def of(cls, graph: RegionGraph) -> EncodedGraph:
-        return cls(stats=encode_expression(graph.stats), polygons=encode_expression(graph.polygons))
+        return ee.data.computeValue(expression)
 
 
 def parse_stats(value: dict[str, Any]) -> tuple[float, dict[str, float], dict[str, int]]:
@@ -385,7 +430,7 @@ class EarthEngineBackend(ImageryBackend):
         # Polygon requests run beside the statistics request of the same region.
         self._pool = ThreadPoolExecutor(max_workers=PROJECT_QUOTA, thread_name_prefix="ee-polygons")
         self._rng = random.Random()
-        self._graphs: dict[tuple[str, date, int], EncodedGraph] = {}
+        self._graphs: dict[tuple[str, date, int], RegionGraph] = {}
         self._graphs_lock = threading.Lock()
 
     def describe(self, run_date: date) -> dict[str, Any]:
@@ -451,12 +496,12 @@ class EarthEngineBackend(ImageryBackend):
         for region in regions:
             self._graph(region, run_date, TILE_SCALES[0])
 
-    def _graph(self, region: Region, run_date: date, tile_scale: int) -> EncodedGraph:
+    def _graph(self, region: Region, run_date: date, tile_scale: int) -> RegionGraph:
         key = (region.name, run_date, tile_scale)
         with self._graphs_lock:
             cached = self._graphs.get(key)
         if cached is None:
-            cached = EncodedGraph.of(build_region_graph(region, run_date, self.params, tile_scale=tile_scale))
+            cached = build_region_graph(region, run_date, self.params, tile_scale=tile_scale)
             with self._graphs_lock:
                 self._graphs[key] = cached
         return cached
@@ -473,8 +518,7 @@ class EarthEngineBackend(ImageryBackend):
                     "cloud_score": ee.ImageCollection(CLOUD_SCORE_COLLECTION).limit(1).size(),
                 }
             )
-            encoded = encode_expression(probe)
-            value = self._compute(lambda _: encoded, "preflight probe", priority=0.0, cancel=None)
+            value = self._compute(lambda _: probe, "preflight probe", priority=0.0, cancel=None)
         except CCAPIError as exc:
             return [str(exc)]
         empty = [name for name, size in sorted(value.items()) if not size]
@@ -482,7 +526,7 @@ class EarthEngineBackend(ImageryBackend):
 
     def _compute(
         self,
-        expression: Callable[[int], dict[str, Any]],
+        expression: Callable[[int], EEObject],
         what: str,
         *,
         priority: float,
@@ -490,7 +534,7 @@ class EarthEngineBackend(ImageryBackend):
         stats: RequestStats | None = None,
     ) -> Any:
         return run_with_retries(
-            lambda escalation: compute_encoded(expression(escalation)),
+            lambda escalation: compute_value(expression(escalation)),
             limiter=self.limiter,
             policy=self.retry_policy,
             what=what,
@@ -507,7 +551,7 @@ class EarthEngineBackend(ImageryBackend):
             raise AbortedError(f"cancelled before detection of {region.name}")
         self._ensure_client()
 
-        def graph(escalation: int) -> EncodedGraph:
+        def graph(escalation: int) -> RegionGraph:
             return self._graph(region, run_date, TILE_SCALES[min(escalation, len(TILE_SCALES) - 1)])
 
         stats_cost, poly_cost = RequestStats(), RequestStats()

@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -53,13 +53,30 @@ from ccapi_monitor.regions import Region
 
 log = structlog.get_logger(__name__)
 
-COLLECTION: Final = "sentinel-2-l2a"
+#: Earth Search's collection with consistent offsets (the default) and the older one,
+#: whose items may declare an offset their pixels do not carry (still read, and checked).
+COLLECTION: Final = "sentinel-2-c1-l2a"
+LEGACY_COLLECTION: Final = "sentinel-2-l2a"
 #: Earth Search asset keys read by the algorithm.
 SCL_ASSET: Final = "scl"
 REQUIRED_ASSETS: Final[tuple[str, ...]] = (*REFLECTANCE_BANDS, SCL_ASSET)
+#: Other catalogues name the same assets by band (Earth Search v0, Planetary Computer).
+ASSET_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "green": ("green", "B03"),
+    "red": ("red", "B04"),
+    "nir": ("nir", "B08"),
+    "swir16": ("swir16", "B11"),
+    "scl": ("scl", "SCL"),
+}
 #: Without ``raster:bands`` metadata, Sentinel-2 L2A DN are reflectance x 10000, nodata 0.
 DEFAULT_SCALE: Final = 1e-4
 DEFAULT_NODATA: Final = 0
+#: The offset ESA adds from processing baseline 04.00 on (reflectance = DN / 10000 - 0.1).
+BASELINE_04_OFFSET: Final = -0.1
+#: SCL vegetation and bare soil: the surfaces the offset check judges (never dark, never cloud).
+OFFSET_CHECK_SCL: Final = (4, 5)
+#: Fewer clear vegetation/soil pixels than this in a read: too few to judge an item's offset.
+OFFSET_CHECK_MIN_PIXELS: Final = 100
 #: Rows per spatial tile at 10 m: 512 rows x 2200 columns x a year of baseline scenes
 #: is about 330 MB of float32 NDVI, the largest array a region holds.
 DEFAULT_STRIP_ROWS: Final = 512
@@ -106,9 +123,107 @@ class BandScaling:
             values *= np.float32(self.scale)
         return values
 
+    def with_offset(self, offset: float) -> BandScaling:
+        return BandScaling(scale=self.scale, offset=offset, nodata=self.nodata)
+
     def valid(self, dn: NDArray[Any]) -> NDArray[np.bool_] | None:
         """Pixels holding data, or ``None`` when the asset declares no nodata value."""
         return None if self.nodata is None else np.asarray(dn != self.nodata)
+
+
+def asset_of(item: pystac.Item, key: str) -> pystac.Asset | None:
+    """The item's asset for an algorithm key (``red``), under its Earth Search or band name."""
+    for name in ASSET_ALIASES.get(key, (key,)):
+        asset = item.assets.get(name)
+        if asset is not None:
+            return asset
+    return None
+
+
+def processing_baseline(item: pystac.Item) -> tuple[int, int] | None:
+    """``s2:processing_baseline`` as ``(major, minor)``; ``None`` when absent or unreadable."""
+    raw = item.properties.get("s2:processing_baseline")
+    try:
+        major, minor = str(raw).split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class OffsetCorrection:
+    """An item whose declared offset disagreed with its pixels, and the offset read instead."""
+
+    item_id: str
+    reason: str
+    declared_offset: float
+    applied_offset: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "reason": self.reason,
+            "declared_offset": self.declared_offset,
+            "applied_offset": self.applied_offset,
+        }
+
+
+def below_zero_share(
+    dns: dict[str, NDArray[Any]], scl: NDArray[np.uint8], scale: float, offset: float
+) -> tuple[float, int]:
+    """Share of clear vegetation/bare-soil pixels (SCL 4, 5) that ``offset`` drives below
+    zero in any band read, and how many such pixels there are."""
+    judged = np.isin(scl, OFFSET_CHECK_SCL)
+    n = int(np.count_nonzero(judged))
+    if n == 0:
+        return 0.0, 0
+    darkest = np.min(np.stack([dn[judged] for dn in dns.values()]), axis=0).astype(np.float64)
+    return float(np.count_nonzero(darkest * scale + offset < 0)) / n, n
+
+
+def check_offset(
+    item: pystac.Item,
+    dns: dict[str, NDArray[Any]],
+    scl: NDArray[np.uint8],
+    declared: BandScaling,
+    max_share: float,
+) -> tuple[float, OffsetCorrection | None] | None:
+    """The offset the pixels carry (DETECTION.md step 1), or ``None`` when too few pixels judge.
+
+    A declared offset that drives more than ``max_share`` of clear vegetation/bare-soil
+    pixels below zero was already applied to the pixels: read without it. On a baseline
+    04.00+ item declaring none, pixels that the baseline offset leaves at or above zero
+    (they never fall to dark-surface values) carry it: apply it. A scene without dark
+    surfaces (desert) cannot show either and keeps what it declares.
+    """
+    if declared.offset:
+        share, n = below_zero_share(dns, scl, declared.scale, declared.offset)
+        if n < OFFSET_CHECK_MIN_PIXELS:
+            return None
+        if share > max_share:
+            return 0.0, OffsetCorrection(
+                item.id,
+                f"declared offset {declared.offset:g} drives {share:.0%} of clear vegetation/soil "
+                "pixels below zero: the pixels do not carry it",
+                declared.offset,
+                0.0,
+            )
+        return declared.offset, None
+    baseline = processing_baseline(item)
+    if baseline is None or baseline < (4, 0):
+        return 0.0, None
+    share, n = below_zero_share(dns, scl, declared.scale, BASELINE_04_OFFSET)
+    if n < OFFSET_CHECK_MIN_PIXELS:
+        return None
+    if share <= max_share:
+        return BASELINE_04_OFFSET, OffsetCorrection(
+            item.id,
+            f"baseline {'.'.join(f'{v:02d}' for v in baseline)} declares no offset, but its pixels "
+            f"never fall to dark-surface values ({share:.1%} below {-BASELINE_04_OFFSET:g}): they carry it",
+            0.0,
+            BASELINE_04_OFFSET,
+        )
+    return 0.0, None
 
 
 @dataclass(frozen=True)
@@ -119,8 +234,15 @@ class Scene:
     items: tuple[pystac.Item, ...]
 
 
-def _href(asset: pystac.Asset, base: Path | None) -> str:
-    href = asset.get_absolute_href() or asset.href
+def asset_href(asset: pystac.Asset, base: Path | None) -> str:
+    """Where GDAL opens an asset: http(s) via /vsicurl/, s3 via /vsis3/, a relative path against ``base``.
+
+    An absolute href (URL or local path) is used as written: pystac would resolve even an
+    absolute local path against the item's self link (an s3:// URL on real Earth Search items).
+    """
+    href = asset.href
+    if not urlparse(href).scheme and not Path(href).is_absolute():
+        href = asset.get_absolute_href() or href
     parsed = urlparse(href)
     if parsed.scheme in ("http", "https"):
         return f"/vsicurl/{href}"
@@ -179,15 +301,26 @@ def read_on_grid(href: str, grid: RegionGrid, rows: tuple[int, int], fill: float
 
 
 class SceneReader:
-    """Reads and mosaics the scenes of one region onto its grid, one strip at a time."""
+    """Reads and mosaics the scenes of one region onto its grid, one strip at a time.
+
+    Each item's offset is checked against its pixels once (on the first read with enough
+    clear vegetation/soil pixels) and the verdict holds for all its strips; corrections
+    go to ``offsets`` (shared by the backend, so they are reported once per item).
+    """
 
     def __init__(
-        self, grid: RegionGrid, params: DetectionParams, base: Path | None, windows: Windows | None = None
+        self,
+        grid: RegionGrid,
+        params: DetectionParams,
+        base: Path | None,
+        windows: Windows | None = None,
+        offsets: OffsetLedger | None = None,
     ) -> None:
         self.grid = grid
         self.params = params
         self.base = base
         self.windows = windows
+        self.offsets = offsets if offsets is not None else OffsetLedger()
         self._rows: dict[str, tuple[int, int]] = {}
 
     def _item_rows(self, item: pystac.Item) -> tuple[int, int]:
@@ -204,12 +337,14 @@ class SceneReader:
 
     def read_asset(self, item: pystac.Item, key: str, rows: tuple[int, int]) -> NDArray[Any]:
         """Raw DN of one asset on ``rows`` of the grid (nodata outside the asset)."""
-        asset = item.assets.get(key)
+        asset = asset_of(item, key)
         if asset is None:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is missing")
         nodata = BandScaling.of(asset).nodata
         try:
-            return read_on_grid(_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0)
+            return read_on_grid(
+                asset_href(asset, self.base), self.grid, rows, nodata if nodata is not None else 0
+            )
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise DetectionError(f"STAC item {item.id}: asset {key!r} is unreadable: {exc}") from None
 
@@ -219,19 +354,24 @@ class SceneReader:
         """SCL (0 wherever a reflectance band has no data) and the bands, harmonized.
 
         Bands are reflectance up to a factor common to the item's bands when they
-        share one ``scale`` (always, for Sentinel-2): indices are ratios.
+        share one ``scale`` (always, for Sentinel-2): indices are ratios. The offset
+        applied is the one the pixels carry (:func:`check_offset`), not blindly the
+        declared one.
         """
         scl = np.array(self.read_asset(item, SCL_ASSET, rows), dtype=np.uint8)
-        scalings = {key: BandScaling.of(item.assets[key]) for key in REFLECTANCE_BANDS}
-        scaled = len({s.scale for s in scalings.values()}) > 1
-        bands = {}
+        scalings = {key: BandScaling.of(cast(pystac.Asset, asset_of(item, key))) for key in REFLECTANCE_BANDS}
+        dns = {}
         for key, scaling in scalings.items():
             dn = self.read_asset(item, key, rows)
             valid = scaling.valid(dn)
             if valid is not None and not valid.all():
                 scl[~valid] = 0
-            bands[key] = scaling.reflectance(dn, scaled=scaled)
-        return scl, bands
+            dns[key] = dn
+        offset = self.offsets.offset_for(item, dns, scl, scalings["red"], self.params.offset_check_share)
+        if offset is not None:
+            scalings = {key: scaling.with_offset(offset) for key, scaling in scalings.items()}
+        scaled = len({s.scale for s in scalings.values()}) > 1
+        return scl, {key: scalings[key].reflectance(dn, scaled=scaled) for key, dn in dns.items()}
 
     def observe(self, scene: Scene, rows: tuple[int, int]) -> Observation:
         """Mosaic the scene's items and mask it."""
@@ -268,6 +408,54 @@ class SceneReader:
         return scl, bands
 
 
+class OffsetLedger:
+    """Per item, the offset its pixels carry, decided once; and the corrections made."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._offsets: dict[str, float] = {}
+        self._corrections: dict[str, OffsetCorrection] = {}
+
+    def offset_for(
+        self,
+        item: pystac.Item,
+        dns: dict[str, NDArray[Any]],
+        scl: NDArray[np.uint8],
+        declared: BandScaling,
+        max_share: float,
+    ) -> float | None:
+        """The item's verified offset; ``None`` (use what is declared) until enough pixels judge."""
+        with self._lock:
+            if item.id in self._offsets:
+                return self._offsets[item.id]
+        verdict = check_offset(item, dns, scl, declared, max_share)
+        if verdict is None:
+            return None
+        offset, correction = verdict
+        with self._lock:
+            if item.id in self._offsets:  # another strip of the item decided meanwhile
+                return self._offsets[item.id]
+            self._offsets[item.id] = offset
+            if correction is not None:
+                self._corrections[item.id] = correction
+        if correction is not None:
+            log.warning(
+                "stac.offset_corrected",
+                item=item.id,
+                declared_offset=correction.declared_offset,
+                applied_offset=correction.applied_offset,
+                reason=correction.reason,
+            )
+        return offset
+
+    def corrections(self, item_ids: Iterable[str] | None = None) -> list[OffsetCorrection]:
+        """Corrections made so far (of ``item_ids`` only, when given), by item id."""
+        with self._lock:
+            found = dict(self._corrections)
+        wanted = found.keys() if item_ids is None else set(item_ids) & found.keys()
+        return [found[i] for i in sorted(wanted)]
+
+
 class StacBackend(ImageryBackend):
     """DETECTION.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
 
@@ -280,9 +468,12 @@ class StacBackend(ImageryBackend):
         *,
         io_threads: int = 2,
         strip_rows: int = DEFAULT_STRIP_ROWS,
+        collection: str = COLLECTION,
     ) -> None:
         super().__init__(params)
         self.items = items
+        self.collection = collection
+        self.offsets = OffsetLedger()
         self.io_threads = max(1, io_threads)
         self.strip_rows = strip_rows
         self._is_api = urlparse(items).scheme in ("http", "https")
@@ -301,7 +492,17 @@ class StacBackend(ImageryBackend):
                     collection = pystac.ItemCollection.from_file(self.items)
                 except Exception as exc:  # pystac raises several types for bad files
                     raise DetectionError(f"cannot read STAC items {self.items}: {exc}") from None
-                self._collection = [item for item in collection if item.collection_id in (None, COLLECTION)]
+                items = list(collection)
+                # A file lists items chosen on purpose: either Earth Search L2A collection is
+                # read (the offset check covers the legacy one), items of others are not.
+                known = sorted({self.collection, COLLECTION, LEGACY_COLLECTION})
+                self._collection = [i for i in items if i.collection_id is None or i.collection_id in known]
+                if items and not self._collection:
+                    found = sorted({str(i.collection_id) for i in items})
+                    raise DetectionError(
+                        f"STAC items {self.items} hold no Sentinel-2 L2A item of {', '.join(known)} "
+                        f"(found: {', '.join(found)}); choose one with --stac-collection"
+                    )
             return self._collection
 
     def _api_items(self, region: Region, windows: Windows) -> list[pystac.Item]:
@@ -312,7 +513,7 @@ class StacBackend(ImageryBackend):
         try:
             client = pystac_client.Client.open(self.items)
             search = client.search(
-                collections=[COLLECTION],
+                collections=[self.collection],
                 intersects=mapping(region.geometry),
                 datetime=f"{span.start.isoformat()}T00:00:00Z/{date.fromordinal(end).isoformat()}T23:59:59Z",
             )
@@ -342,7 +543,7 @@ class StacBackend(ImageryBackend):
         return {
             "source": self.name,
             "items": self.items,
-            "collection": COLLECTION,
+            "collection": self.collection,
             "assets": list(REQUIRED_ASSETS),
             "scale_m": self.params.scale_m,
         }
@@ -371,7 +572,7 @@ class StacBackend(ImageryBackend):
         scenes = self.scenes(region, windows)
         for scene in scenes:  # fail before reading anything if the archive is incomplete
             for item in scene.items:
-                missing = [k for k in REQUIRED_ASSETS if k not in item.assets]
+                missing = [k for k in REQUIRED_ASSETS if asset_of(item, k) is None]
                 if missing:
                     raise DetectionError(f"STAC item {item.id}: asset(s) {', '.join(missing)} missing")
         return self.detect_scenes(region, run_date, scenes, cancel)
@@ -392,7 +593,7 @@ class StacBackend(ImageryBackend):
         observed = np.zeros(grid.shape, dtype=bool)
         ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
         clear_days: set[date] = set()
-        reader = SceneReader(grid, params, self._base, windows)
+        reader = SceneReader(grid, params, self._base, windows, self.offsets)
         n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
         strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
         # One stream over (strip, scene): readers start on the next strip while this
@@ -424,6 +625,9 @@ class StacBackend(ImageryBackend):
             "scenes_found": len(scenes),
             "items_found": sum(len(s.items) for s in scenes),
             "mean_ndbi_now": measure.mean_ndbi,
+            "offset_corrections": [
+                c.as_dict() for c in self.offsets.corrections(i.id for s in scenes for i in s.items)
+            ],
         }
         sufficient = measure.observed_fraction >= params.min_observed_fraction
         log.info(

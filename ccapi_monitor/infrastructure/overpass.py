@@ -29,7 +29,6 @@ from urllib.parse import urlparse
 import requests
 import structlog
 
-from ccapi_monitor.aws.tracing import get_tracer
 from ccapi_monitor.errors import InfrastructureError, InvalidInputError, StoreError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.features import (
@@ -45,6 +44,7 @@ from ccapi_monitor.infrastructure.measure import build_result, search_area
 from ccapi_monitor.models import InfrastructureResult
 from ccapi_monitor.regions import Region
 from ccapi_monitor.storage import Store
+from ccapi_monitor.tracing import get_tracer
 
 log = structlog.get_logger(__name__)
 

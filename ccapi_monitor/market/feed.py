@@ -35,7 +35,8 @@ from ccapi_monitor.market.errors import FeedFormatError, MarketError
 from ccapi_monitor.market.fetch import PoliteFetcher, redact_url
 from ccapi_monitor.market.models import PricePoint
 from ccapi_monitor.regions import Region
-from ccapi_monitor.storage import Store, open_store
+from ccapi_monitor.storage import Store
+from ccapi_monitor.store_factory import open_store
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,22 @@
-"""report.json, changes.geojson and the publishing order that keeps a week whole.
+"""report.json, changes.geojson/.parquet and the publishing order that keeps a week whole.
 
-Report files are written first and ``weekly/latest.json`` last, so a reader that
-follows the pointer always finds a complete run; a run that does not complete never
-moves it.
+Report files are written first, then the week's partitions of the curated history
+(:mod:`ccapi_monitor.reports.history`), and ``weekly/latest.json`` last, so a reader
+that follows the pointer always finds a complete run; a run that does not complete
+never moves it, nor touches the history.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
 
 from ccapi_monitor.models import RunSummary
+from ccapi_monitor.reports.history import PARQUET_TYPE, changes_parquet, write_history
 from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
 from ccapi_monitor.storage import Store
 
@@ -51,13 +54,13 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "exit_code": summary.exit_code,
         "environment": summary.environment,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "imagery": summary.imagery,
-        "windows": summary.windows,
-        "parameters": summary.parameters,
-        "previous_run": summary.previous_run,
+        "imagery": summary.imagery.model_dump(mode="json"),
+        "windows": summary.windows.model_dump(mode="json"),
+        "parameters": summary.parameters.model_dump(mode="json"),
+        "previous_run": summary.previous_run.model_dump(mode="json", exclude_none=True),
         "counts": summary.counts(),
         "regions": regions,
-        "totals": summary.totals,
+        "totals": summary.totals.model_dump(mode="json"),
         "duration_s": round(summary.duration_s, 3),
     }
 
@@ -107,21 +110,33 @@ def next_pointer(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
 
 
 def publish_reports(
-    store: Store, summary: RunSummary, html: str, *, move_latest: bool = True
+    store: Store,
+    summary: RunSummary,
+    html: str,
+    *,
+    move_latest: bool = True,
+    region_geometries: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, str]:
-    """Write the report set, then (for a run that published regions) move ``latest.json``.
+    """Write the report set, then (for a run that published regions) the history and ``latest.json``.
 
     A run in which every region failed still leaves its report for diagnosis, but the
-    pointer keeps naming the last good week. Returns the files' URIs by kind.
+    pointer keeps naming the last good week and the history keeps that week's last good
+    run. ``region_geometries`` give the regions table its outlines. Returns the files'
+    URIs by kind.
     """
     keys = report_keys(summary.run_date, summary.run_id)
+    report = build_report(summary)
     uris = {
-        "json": store.write_bytes(keys["json"], _json_bytes(build_report(summary)), "application/json"),
+        "json": store.write_bytes(keys["json"], _json_bytes(report), "application/json"),
         "geojson": store.write_bytes(
             keys["geojson"], _json_bytes(build_changes(summary)), "application/geo+json"
         ),
+        "parquet": store.write_bytes(keys["parquet"], changes_parquet(summary), PARQUET_TYPE),
         "html": store.write_bytes(keys["html"], html.encode("utf-8"), "text/html; charset=utf-8"),
     }
+    if move_latest:
+        polygons = [p for r in summary.regions for p in r.polygons]
+        write_history(store, summary.run_id, summary.run_date, report, polygons, region_geometries or {})
     pointer = {
         "run_id": summary.run_id,
         "run_date": summary.run_date.isoformat(),

@@ -1,4 +1,4 @@
-"""Where a run's files live inside the reports store (ARCHITECTURE.md, "Reports")."""
+"""Where a run's files live inside the reports store (docs/architecture.md, "Reports")."""
 
 from __future__ import annotations
 
@@ -19,4 +19,5 @@ def report_keys(run_date: date, run_id: str) -> dict[str, str]:
         "json": f"{prefix}/report.json",
         "geojson": f"{prefix}/changes.geojson",
         "html": f"{prefix}/report.html",
+        "parquet": f"{prefix}/changes.parquet",
     }

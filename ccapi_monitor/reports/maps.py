@@ -10,9 +10,12 @@ a few pixels is drawn as a marker at its centroid instead of disappearing.
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from PIL import Image, ImageDraw, ImageFont
@@ -34,6 +37,15 @@ LABEL_COLOURS: Final[dict[str | None, str]] = {
     None: "#ffffff",
 }
 REGION_FILL: Final = "#f7f4ec"
+#: Java's land under the overview (the sea stays white) and its coastline.
+LAND_FILL: Final = "#ecebe4"
+COAST_EDGE: Final = "#8c8c84"
+#: Line colour and width (output pixels) per OSM line kind on region maps.
+LINE_STYLES: Final[dict[str, tuple[str, float]]] = {
+    "major_road": ("#d6604d", 1.6),
+    "road_under_construction": ("#f4a582", 1.2),
+    "railway": ("#252525", 1.2),
+}
 REGION_EDGE: Final = "#4d4d4d"
 BACKGROUND: Final = "#ffffff"
 _SUPERSAMPLE: Final = 2  # draw at 2x, then downsample: cheap anti-aliasing
@@ -43,9 +55,17 @@ _KM_PER_DEG_LAT: Final = 111.32
 Ring = list[tuple[float, float]]
 
 
-def data_uri(png: bytes) -> str:
-    """A PNG as a ``data:`` URI, so the page carries its images inside."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+@dataclass(frozen=True)
+class MapLine:
+    """An OSM line drawn for context on a region map: its kind (a :data:`LINE_STYLES` key) and lon/lat vertices."""
+
+    kind: str
+    coordinates: tuple[tuple[float, float], ...]
+
+
+def data_uri(image: bytes, mime: str = "image/png") -> str:
+    """An image as a ``data:`` URI, so the page carries its images inside."""
+    return f"data:{mime};base64," + base64.b64encode(image).decode("ascii")
 
 
 def _polygons_of(geometry: Mapping[str, Any]) -> list[list[Ring]]:
@@ -78,6 +98,23 @@ class _Frame:
 
     def km_per_px(self) -> float:
         return _KM_PER_DEG_LAT / self.scale
+
+
+@functools.cache
+def java_land() -> dict[str, Any]:
+    """Java's coastline shipped as package data (Natural Earth, public domain; see ccapi_monitor/data/README.md)."""
+    from ccapi_monitor.grid_regions import java_land_path
+
+    document: dict[str, Any] = json.loads(java_land_path().read_text(encoding="utf-8"))
+    return document
+
+
+def _land_polygons(land: Mapping[str, Any] | None) -> list[list[Ring]]:
+    if not land:
+        return []
+    if land.get("type") == "FeatureCollection":
+        return [poly for feature in land.get("features") or [] for poly in _polygons_of(feature)]
+    return _polygons_of(land)
 
 
 def _bounds(polys: Iterable[list[Ring]]) -> tuple[float, float, float, float] | None:
@@ -129,10 +166,26 @@ def _finish(image: Image.Image, frame: _Frame) -> bytes:
     return buffer.getvalue()
 
 
+def _draw_lines(draw: ImageDraw.ImageDraw, frame: _Frame, lines: Sequence[MapLine]) -> None:
+    ss = _SUPERSAMPLE
+    for line in lines:
+        colour, width = LINE_STYLES.get(line.kind, ("#737373", 1.0))
+        points = [frame.xy(x, y, ss) for x, y in line.coordinates]
+        if len(points) >= 2:
+            draw.line(points, fill=colour, width=max(1, round(width * ss)), joint="curve")
+
+
 def render_region_map(
-    outline: Mapping[str, Any] | None, polygons: Sequence[ChangePolygon], *, width: int = 520
+    outline: Mapping[str, Any] | None,
+    polygons: Sequence[ChangePolygon],
+    *,
+    width: int = 520,
+    lines: Sequence[MapLine] = (),
 ) -> bytes | None:
     """A region's outline with its change polygons coloured by change and class.
+
+    ``lines`` (major roads, railways) are drawn over the region's fill and under the
+    polygons, clipped by the frame: context, never hiding a change.
 
     ``None`` when there is nothing to place on a map (no outline and no polygon).
     """
@@ -147,6 +200,7 @@ def render_region_map(
     draw = ImageDraw.Draw(image, "RGBA")
     for poly in outline_polys:
         _draw_polygon(draw, frame, poly, REGION_FILL, None, BACKGROUND)
+    _draw_lines(draw, frame, lines)
     # Persisting first, so a new polygon is never hidden under last week's.
     for polygon, polys in sorted(change_polys, key=lambda item: item[0].change == "new"):
         colour = CHANGE_COLOURS[(polygon.change, polygon.change_class)]
@@ -175,16 +229,24 @@ def render_overview_map(
     *,
     width: int = 1000,
     max_height: int = 460,
+    land: Mapping[str, Any] | None = None,
 ) -> bytes | None:
-    """Every region outline filled by its score label, numbered by rank in the table."""
+    """Every region outline filled by its score label, numbered by rank in the table.
+
+    ``land`` (a GeoJSON Feature, FeatureCollection or geometry) is drawn first, filled,
+    with its coastline; the frame then covers the land too, so the whole island shows.
+    """
     shapes = {name: _polygons_of(geom) for name, geom in outlines.items()}
-    bounds = _bounds(poly for polys in shapes.values() for poly in polys)
-    if bounds is None:
+    land_polys = _land_polygons(land)
+    bounds = _bounds([*land_polys, *(poly for polys in shapes.values() for poly in polys)])
+    if bounds is None or not shapes:
         return None
     frame = _Frame(bounds, width, max_height=max_height)
     ss = _SUPERSAMPLE
     image = Image.new("RGBA", (frame.width * ss, frame.height * ss), BACKGROUND)
     draw = ImageDraw.Draw(image, "RGBA")
+    for poly in land_polys:
+        _draw_polygon(draw, frame, poly, LAND_FILL, COAST_EDGE, BACKGROUND)
     font = _font(12 * ss)
     for name, polys in shapes.items():
         fill = LABEL_COLOURS.get(labels.get(name), LABEL_COLOURS[None])

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import boto3
@@ -21,7 +22,8 @@ import pytest
 import requests
 from botocore import xform_name
 
-from ccapi_monitor.models import RegionResult, RunSummary
+from ccapi_monitor.models import ImageryInfo, RegionResult, RunSummary, Totals
+from ccapi_monitor.params import DetectionParams
 
 REGION = "ap-southeast-3"
 ACCESS_KEY = "testing"
@@ -276,13 +278,17 @@ def make_summary(
         environment=environment,
         duration_s=123.456,
         regions=regions,
-        totals={
-            "area_ha": {"vegetation_clearing": 10.0 * ok, "built_up": 2.5 * ok},
-            "union_area_ha": {"vegetation_clearing": 8.0 * ok, "built_up": 2.0 * ok},
-        },
-        imagery={"source": "demo"},
-        windows={},
-        parameters={},
+        totals=Totals(
+            area_ha={"vegetation_clearing": 10.0 * ok, "built_up": 2.5 * ok},
+            new_area_ha={"vegetation_clearing": 10.0 * ok, "built_up": 2.5 * ok},
+            union_area_ha={"vegetation_clearing": 8.0 * ok, "built_up": 2.0 * ok},
+            union_new_area_ha={"vegetation_clearing": 8.0 * ok, "built_up": 2.0 * ok},
+            polygon_count=0,
+            regions_measured=ok,
+        ),
+        imagery=ImageryInfo(source="demo"),
+        windows=DetectionParams().windows(date(2026, 11, 23)),
+        parameters=DetectionParams(),
         report_uris={
             "json": "s3://b/reports/weekly/2026-11-23/r/report.json",
             "html": "s3://b/reports/weekly/2026-11-23/r/report.html",

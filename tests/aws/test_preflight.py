@@ -90,7 +90,12 @@ def test_backend_and_infrastructure_lines_are_passed_through(tmp_path: Path) -> 
 
 
 def test_a_crashing_check_is_a_failed_check(tmp_path: Path) -> None:
-    settings = Settings(imagery="stac", output=str(tmp_path / "r"), cache=str(tmp_path / "c"))
+    settings = Settings(
+        imagery="stac",
+        stac_items="https://stac.invalid/v1",
+        output=str(tmp_path / "r"),
+        cache=str(tmp_path / "c"),
+    )
     problems = _run(settings, backend=RuntimeError("STAC API answered 500"))
     assert problems == ["imagery (stac): STAC API answered 500"]
 

@@ -9,7 +9,7 @@ import pytest
 from ccapi_monitor.aws.clients import make_client
 from ccapi_monitor.aws.s3 import S3Store, guess_content_type, parse_s3_uri
 from ccapi_monitor.errors import InvalidInputError, StoreError
-from ccapi_monitor.storage import open_store
+from ccapi_monitor.store_factory import open_store
 from tests.aws.conftest import MotoServer
 from tests.aws.faults import BotocoreFaults
 

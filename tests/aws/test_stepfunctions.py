@@ -20,6 +20,7 @@ from ccapi_monitor.aws.stepfunctions import (
     success_payload,
 )
 from ccapi_monitor.errors import ExitCode
+from ccapi_monitor.settings import Settings, resolve
 from tests.aws.conftest import (
     MotoServer,
     failure_event,
@@ -164,14 +165,14 @@ def test_no_token_means_no_calls_at_all() -> None:
     assert callback._client is None  # no client was even built
 
 
-def test_from_env_reads_token_and_interval() -> None:
+def test_from_env_reads_the_token_and_settings_set_the_interval() -> None:
+    # The interval is not read from the environment here: Settings validates it (exit 3 when bad).
     callback = TaskCallback.from_env({"CCAPI_TASK_TOKEN": " tok ", "CCAPI_HEARTBEAT_SECONDS": "15"})
     assert callback.enabled
+    assert callback.heartbeat_seconds == Settings().heartbeat_seconds
+    settings = resolve({}, None, {"CCAPI_HEARTBEAT_SECONDS": "15"})
+    callback.use_heartbeat_seconds(settings.heartbeat_seconds)
     assert callback.heartbeat_seconds == 15.0
-    assert (
-        TaskCallback.from_env({"CCAPI_TASK_TOKEN": "t", "CCAPI_HEARTBEAT_SECONDS": "-1"}).heartbeat_seconds
-        == 60
-    )
     assert "tok" not in repr(callback)
 
 

@@ -95,9 +95,13 @@ def accuracy(result: DetectionResult, truth_path: Path, region: Region, scale_m:
 
 
 def paddy_false_share(
-    result: DetectionResult, backend: DemoBackend, region: Region, truth_path: Path
+    result: DetectionResult,
+    backend: DemoBackend,
+    region: Region,
+    truth_path: Path,
+    landcover_code: int = PADDY,
 ) -> float:
-    """Share of the (event-free) paddy area reported as any change."""
+    """Share of the (event-free) paddy area, or of another land cover, reported as any change."""
     scale = backend.params.scale_m
     grid = RegionGrid.for_region(region, scale)
     with rasterio.open(backend.landcover_path(region.name)) as src:
@@ -106,6 +110,6 @@ def paddy_false_share(
         off_c = round((grid.west - world.west) / scale)
         landcover = src.read(1)[off_r : off_r + grid.height, off_c : off_c + grid.width]
     events = polygons_mask(json.loads(truth_path.read_text())["features"], grid)
-    paddy = (landcover == PADDY) & ~events & grid.mask(region.geometry)
+    paddy = (landcover == landcover_code) & ~events & grid.mask(region.geometry)
     detected = polygons_mask([p.geometry for p in result.polygons], grid)
     return float(np.count_nonzero(detected & paddy)) / float(np.count_nonzero(paddy))

@@ -117,11 +117,25 @@ def default_answer(body: str) -> Reply:
     return 200, {"result": {"s2": 1, "cloud_score": 1}}
 
 
+def default_pixels(body: str) -> tuple[int, bytes]:
+    """A 160 x 160 JPEG of bare-soil brown, the size a report chip asks for."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 160), (150, 120, 90)).save(buffer, format="JPEG")
+    return 200, buffer.getvalue()
+
+
 class FakeEarthEngine:
     """Threaded HTTP server imitating the Earth Engine REST API and Google's token endpoint."""
 
     def __init__(self) -> None:
         self.compute: Callable[[str], Reply] = default_answer
+        #: ``image:computePixels`` answers: status and raw image bytes, or an error reply.
+        self.pixels: Callable[[str], tuple[int, bytes] | Reply] = default_pixels
+        self.pixel_bodies: list[str] = []
         self.token_reply: Reply = (
             200,
             {"access_token": "test-token", "expires_in": 3600, "token_type": "Bearer"},
@@ -168,6 +182,20 @@ class FakeEarthEngine:
                 if self.path.startswith("/token"):
                     fake.count("token")
                     self._send(*fake.token_reply)
+                    return
+                if "image:computePixels" in self.path:
+                    with fake._lock:
+                        fake.hits["pixels"] += 1
+                        fake.pixel_bodies.append(body)
+                    status, payload = fake.pixels(body)
+                    if isinstance(payload, bytes):
+                        self.send_response(status)
+                        self.send_header("Content-Type", "image/jpeg")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                    else:
+                        self._send(status, payload)
                     return
                 if "value:compute" not in self.path:
                     self._send(*ee_error(404, f"no route {self.path}", "NOT_FOUND"))

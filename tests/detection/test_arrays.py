@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, shape
 
+from ccapi_monitor.detection import arrays
 from ccapi_monitor.detection.arrays import (
     Observation,
     TileAccumulator,
+    TileStats,
     classify_stack,
     measure_region,
     polygonize,
@@ -297,3 +299,120 @@ def test_polygons_of_diagonally_touching_pixels_are_valid_geojson() -> None:
     assert geometry.is_valid
     assert geometry.area > 0
     assert polygon.area_ha == pytest.approx(5 * grid.pixel_area_ha)
+
+
+# -- step 1 (band <= 0), step 5 (first match, seasonal-bare guard) -----------------------
+
+
+def test_negative_reflectance_makes_the_observation_unobserved() -> None:
+    """A band <= 0 after scaling (an offset applied to pixels that never had it) is no observation."""
+    days, bands, scl = stack([forest, forest, forest])
+    bands["red"][:, 0, 1] = -0.02  # NDVI would be above 1
+    bands["swir16"][:, 0, 2] = 0.0
+    bands["red"][-1, 0, 0] = -0.01  # only the newest scene of pixel 0
+    result = classify_stack(days, bands, scl, PARAMS, RUN)
+    assert result.observed[0].tolist() == [True, False, False]
+    full = classify_stack(days, stack([forest])[1], stack([forest])[2], PARAMS, RUN)
+    assert result.stats.current_count[0, 0] == full.stats.current_count[0, 0] - 1
+    assert np.nanmax(result.stats.p90) <= 1.0
+
+
+def test_same_day_twice_is_refused_not_counted_twice() -> None:
+    """One observation per acquisition day: a second granule of a day must be mosaicked first."""
+    days, bands, scl = stack([forest])
+    twice = [*days, days[-1]]
+    with pytest.raises(ValueError, match="date order"):
+        classify_stack(
+            twice,
+            {k: np.concatenate([v, v[-1:]]) for k, v in bands.items()},
+            np.concatenate([scl, scl[-1:]]),
+            PARAMS,
+            RUN,
+        )
+
+
+def _stats(**values: float) -> TileStats:
+    """One pixel's statistics; unspecified ones are a stable, observed, unchanged forest."""
+    base = {
+        "p10": 0.7,
+        "p90": 0.85,
+        "baseline_count": 40,
+        "ndvi_now": 0.8,
+        "ndbi_now": -0.2,
+        "current_count": 4,
+        "persist_max_ndvi": 0.85,
+        "persist_max_ndwi": -0.5,
+        "persist_count": 10,
+        "seasonal_bare": False,
+        **values,
+    }
+    return TileStats(**{k: np.array([[v]]) for k, v in base.items()})
+
+
+def test_pixel_matching_both_classes_gets_the_first() -> None:
+    both = _stats(ndvi_now=0.1, persist_max_ndvi=0.2, persist_max_ndwi=-0.2)
+    classes, _ = arrays.classify(both, PARAMS)
+    assert classes[0, 0] == CLEARING  # vegetation_clearing comes first in CLASSES
+    only_built = _stats(p10=0.3, ndvi_now=0.1, persist_max_ndvi=0.2, persist_max_ndwi=-0.2)
+    assert arrays.classify(only_built, PARAMS)[0][0, 0] == BUILT
+    guarded = _stats(p10=0.3, ndvi_now=0.1, persist_max_ndvi=0.2, persist_max_ndwi=-0.2, seasonal_bare=True)
+    assert arrays.classify(guarded, PARAMS)[0][0, 0] == 0
+
+
+def seasonal_field(bare_from_doy: int, bare_days: int = 95, built_from_day: date | None = None) -> Series:
+    """A rain-fed field: green (NDVI 0.75) all year except ``bare_days`` of bare dry soil
+    from ``bare_from_doy`` every year; bare for good from ``built_from_day``."""
+
+    def value(day: date) -> tuple[float, float, int]:
+        if built_from_day is not None and day >= built_from_day:
+            return 0.12, -0.2, CLEAR
+        if (day.timetuple().tm_yday - bare_from_doy) % 365 < bare_days:
+            return 0.15, -0.25, CLEAR
+        return 0.75, -0.5, CLEAR
+
+    return value
+
+
+def test_dry_season_fallow_is_not_built_up() -> None:
+    """Bare through this year's persistence window, but also bare in the same season last year."""
+    windows = PARAMS.windows(RUN)
+    start = (windows.persistence.start - timedelta(days=14)).timetuple().tm_yday
+    fallow = seasonal_field(start)
+    result = classify([fallow])
+    assert result.stats.persist_max_ndvi[0, 0] < PARAMS.built_max_ndvi  # the built-up test alone fires
+    assert result.stats.seasonal_bare[0, 0]
+    assert result.classes[0, 0] == 0
+    unguarded = PARAMS.model_copy(update={"fallow_lookback_days": 0})  # no span fits: guard off
+    assert classify([fallow], params=unguarded).classes[0, 0] == BUILT
+
+
+def test_construction_on_a_field_green_a_year_earlier_is_built_up() -> None:
+    """The same kind of field, bare in another season, built on 100 days ago: green a year
+    earlier in this season, so the guard does not apply."""
+    windows = PARAMS.windows(RUN)
+    autumn = (windows.persistence.start + timedelta(days=150)).timetuple().tm_yday
+    site = seasonal_field(autumn, built_from_day=RUN - timedelta(days=100))
+    result = classify([site, seasonal_field(autumn)])
+    assert not result.stats.seasonal_bare[0].any()
+    assert result.classes[0].tolist() == [BUILT, 0]
+
+
+def test_seasonal_spans_follow_the_parameters() -> None:
+    windows = PARAMS.windows(RUN)
+    assert [(w.start - windows.baseline.start).days for w in windows.fallow] == [0, 15, 30]
+    assert {(w.end - w.start).days for w in windows.fallow} == {60}
+    assert PARAMS.model_copy(update={"fallow_lookback_days": 59}).windows(RUN).fallow == ()
+
+
+def test_mmu_applies_after_clipping_to_the_region() -> None:
+    """A component of 30 pixels of which 15 lie inside the region is a 15-pixel sliver: dropped."""
+    classes = np.zeros((30, 40), dtype=np.uint8)
+    classes[10:16, 25:30] = BUILT  # 30 px straddling column 27/28
+    classes[0:5, 0:5] = CLEARING  # 25 px inside
+    inside = np.ones((30, 40), dtype=bool)
+    inside[:, 28:] = False
+    measure = measure_region(classes, np.ones_like(inside), inside, GRID, PARAMS, "r")
+    assert measure.area_ha["built_up"] == 0.0
+    assert measure.polygon_count == 1
+    everywhere = measure_region(classes, np.ones_like(inside), np.ones_like(inside), GRID, PARAMS, "r")
+    assert everywhere.area_ha["built_up"] > 0

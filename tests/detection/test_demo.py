@@ -6,6 +6,7 @@ import json
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from shapely.geometry import shape
 
 from ccapi_monitor.detection.demo import (
     ASSETS,
+    DRY_FIELD,
     DemoBackend,
     DemoConfig,
     scene_days,
@@ -55,6 +57,26 @@ def test_paddy_harvests_are_not_changes(demo_archive: DemoArchiveFixture, region
     assert share < 0.01
 
 
+@pytest.mark.parametrize("region", ["alpha", "bravo"])
+def test_dry_season_fallow_is_not_a_change(demo_archive: DemoArchiveFixture, region: str) -> None:
+    """Rain-fed fields are bare through this dry-season run's persistence window, and were
+    in the same season last year: the seasonal-bare guard keeps them out of built_up."""
+    backend = demo_archive.backend
+    region_obj = next(r for r in demo_archive.regions if r.name == region)
+    truth = backend.truth_path(region, demo_archive.run_date)
+    share = paddy_false_share(demo_archive.results[region], backend, region_obj, truth, DRY_FIELD)
+    assert share < 0.01
+
+
+def test_dry_fields_are_built_up_without_the_seasonal_guard(demo_archive: DemoArchiveFixture) -> None:
+    """The demo's dry fields do exercise the guard: switched off, many read as construction."""
+    unguarded = demo_archive.backend.params.model_copy(update={"fallow_lookback_days": 0})
+    backend = DemoBackend(unguarded, demo_archive.backend.archive.root.parent, TEST_CONFIG)
+    result = backend.detect(REGION_A, demo_archive.run_date)
+    truth = backend.truth_path(REGION_A.name, demo_archive.run_date)
+    assert paddy_false_share(result, backend, REGION_A, truth, DRY_FIELD) > 0.1
+
+
 def test_result_says_demo(demo_archive: DemoArchiveFixture) -> None:
     result = demo_archive.results[REGION_A.name]
     assert result.source == "demo"
@@ -80,7 +102,15 @@ def test_archive_layout_is_earth_search_like(demo_archive: DemoArchiveFixture) -
     items = json.loads(
         demo_archive.backend.archive.items_path(REGION_A.name, demo_archive.run_date).read_text()
     )["features"]
-    assert len(items) == len(scene_days(demo_archive.run_date, demo_archive.backend.params, TEST_CONFIG))
+    days = scene_days(demo_archive.run_date, demo_archive.backend.params, TEST_CONFIG)
+    # alpha lies in the overlap of two granules of its UTM zone: two items a day, overlapping.
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for feature in items:
+        by_day.setdefault(feature["properties"]["datetime"][:10], []).append(feature)
+    assert len(by_day) == len(days)
+    assert {len(v) for v in by_day.values()} == {2}
+    north, south = (shape(f["geometry"]) for f in next(iter(by_day.values())))
+    assert north.intersection(south).area > 0.2 * north.area
     offsets = {i["assets"]["red"]["raster:bands"][0].get("offset") for i in items}
     assert offsets == {None, -0.1}
     item = items[0]

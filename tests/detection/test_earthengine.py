@@ -143,12 +143,17 @@ def test_percentiles_and_windows_from_run_date(offline: None, regions: list[Regi
     params = DetectionParams()
     stats, polygons = graph_trees(regions[0], params)
     for tree in (stats, polygons):
-        percentiles = {tuple(args["percentiles"]) for args in calls(tree, "Reducer.percentile")}
-        assert percentiles == {BASELINE_PERCENTILES}
+        # numpy's linear definition spelled out: sorted values, position q * (n - 1).
+        assert not calls(tree, "Reducer.percentile")
+        assert calls(tree, "Image.arraySort")
+        positions = {
+            args["image2"] for args in calls(tree, "Image.multiply") if isinstance(args["image2"], float)
+        }
+        assert {q / 100 for q in BASELINE_PERCENTILES} <= positions
     windows = params.windows(RUN_DATE)
     expected = {
         (w.start.isoformat(), w.end.isoformat())
-        for w in (windows.span, windows.baseline, windows.persistence, windows.current)
+        for w in (windows.span, windows.baseline, windows.persistence, windows.current, *windows.fallow)
     }
     ranges = {(args["start"], args["end"]) for args in calls(stats, "DateRange")}
     assert ranges == expected
@@ -247,6 +252,9 @@ GRAPH_PARAMETERS: dict[str, Any] = {
     "built_max_ndvi": 0.25,
     "built_max_ndwi": -0.05,
     "built_min_obs": 3,
+    "fallow_span_days": 45,
+    "fallow_lookback_days": 120,
+    "fallow_step_days": 10,
     "mmu_ha": 0.5,
     "scale_m": 20.0,
     "max_polygons": 100,
@@ -266,7 +274,7 @@ def test_each_parameter_changes_the_graph(
 
 def test_every_threshold_is_covered_by_the_parameter_test() -> None:
     # stac/demo-only fields and the region-level verdict are not part of the graph.
-    not_in_graph = {"scl_clear", "min_observed_fraction"}
+    not_in_graph = {"scl_clear", "min_observed_fraction", "offset_check_share"}
     assert set(DetectionParams.model_fields) - not_in_graph == set(GRAPH_PARAMETERS)
 
 
@@ -303,6 +311,7 @@ def random_tile_stats(seed: int = 3, n: int = 20_000) -> arrays.TileStats:
         persist_max_ndvi=uniform(0.0, 0.6),
         persist_max_ndwi=uniform(-0.4, 0.3),
         persist_count=counts(6),
+        seasonal_bare=rng.random((1, n)) < 0.3,
     )
 
 
@@ -332,7 +341,9 @@ def test_rule_constants_in_graph_are_the_params_values(offline: None, regions: l
     for field in ("stable_veg_p10", "cleared_ndvi", "green_p90", "built_max_ndvi", "built_max_ndwi"):
         assert getattr(params, field) in compared, field
     assert {params.min_baseline_obs, params.built_min_obs, params.clear_threshold} <= compared
-    subtracted = {args["image2"] for args in calls(stats, "Image.subtract")}
+    subtracted = {
+        args["image2"] for args in calls(stats, "Image.subtract") if not isinstance(args["image2"], dict)
+    }
     assert params.clearing_drop in subtracted
 
 
@@ -399,3 +410,67 @@ def test_describe_needs_no_credentials_or_client(monkeypatch: pytest.MonkeyPatch
     assert plan["endpoint"] == "https://earthengine-highvolume.googleapis.com"
     assert plan["parameters"]["clear_threshold"] == 0.6
     json.dumps(plan)  # printable as-is by --dry-run
+
+
+def _paths_avoid(tree: Any, target: str, through: set[str]) -> bool:
+    """True when every path from the root to a ``target`` call passes a call named in ``through``."""
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            call = node.get("functionInvocationValue")
+            if call is not None:
+                if call["functionName"] in through:
+                    return True
+                if call["functionName"] == target:
+                    return False
+            return all(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return all(walk(v) for v in node)
+        return True
+
+    return walk(tree)
+
+
+def test_every_statistic_reads_one_mosaic_per_day(offline: None, regions: list[Region]) -> None:
+    """Granules reach the statistics only through the per-day qualityMosaic on cs_cdf (the day
+    list itself only reads their dates): an overlap of two MGRS tiles cannot count twice."""
+    stats, polygons = graph_trees(regions[0], DetectionParams())
+    for tree in (stats, polygons):
+        mosaics = calls(tree, "ImageCollection.qualityMosaic")
+        assert mosaics
+        assert {m["qualityBand"] for m in mosaics} == {CLOUD_SCORE_BAND}
+        assert _paths_avoid(
+            tree,
+            "Image.linkCollection",
+            {"ImageCollection.qualityMosaic", "AggregateFeatureCollection.array"},
+        )
+        # Without the mosaic the check fails: the linked granules are reachable directly.
+        assert not _paths_avoid(tree, "Image.linkCollection", {"AggregateFeatureCollection.array"})
+        days = calls(tree, "Date.format")
+        assert days
+        assert all(d.get("format") == "YYYY-MM-dd" for d in days)
+
+
+def test_class_image_is_clipped_before_the_mmu(offline: None, regions: list[Region]) -> None:
+    stats, _ = graph_trees(regions[0], DetectionParams())
+    for args in calls(stats, "Image.connectedPixelCount"):
+        assert calls(args["input"], "Image.clip"), "connectedPixelCount must count clipped pixels only"
+
+
+def test_band_at_or_below_zero_is_unobserved(offline: None, regions: list[Region]) -> None:
+    stats, _ = graph_trees(regions[0], DetectionParams())
+    positive = {
+        tuple(calls(args["image1"], "Image.select")[0]["bandSelectors"])
+        for args in calls(stats, "Image.gt")
+        if args["image2"] == 0 and calls(args["image1"], "Image.select")
+    }
+    assert positive >= {("B3",), ("B4",), ("B8",), ("B11",)}
+
+
+def test_seasonal_guard_spans_in_the_graph(offline: None, regions: list[Region]) -> None:
+    params = DetectionParams()
+    stats, _ = graph_trees(regions[0], params)
+    ranges = {(args["start"], args["end"]) for args in calls(stats, "DateRange")}
+    spans = params.windows(RUN_DATE).fallow
+    assert len(spans) == 3
+    assert {(w.start.isoformat(), w.end.isoformat()) for w in spans} <= ranges

@@ -18,8 +18,7 @@ from ccapi_monitor.detection.earthengine import (
     TILE_SCALES,
     EarthEngineBackend,
     build_region_graph,
-    compute_encoded,
-    encode_expression,
+    compute_value,
 )
 from ccapi_monitor.detection.ee_quota import AdaptiveLimiter, RetryPolicy
 from ccapi_monitor.errors import AbortedError, CredentialsError, DetectionError, ExitCode, PreflightError
@@ -295,15 +294,25 @@ def test_limiter_caps_in_flight_requests_across_regions(
     assert fake.hits["compute"] == 12
 
 
-def test_pre_encoded_request_matches_compute_value_on_the_wire(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+def test_requests_go_through_public_compute_value(
+    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The backend sends exactly what ``ee.data.computeValue`` sends, through that public call."""
     backend = backend_for()
     backend.prepare([region], RUN_DATE)
+    sent: list[Any] = []
+    public = ee.data.computeValue
+
+    def spy(expression: Any) -> Any:
+        sent.append(expression)
+        return public(expression)
+
+    monkeypatch.setattr(ee.data, "computeValue", spy)
     graph = build_region_graph(region, RUN_DATE, DetectionParams())
-    assert ee.data.computeValue(graph.stats) == compute_encoded(encode_expression(graph.stats))
-    assert len(fake.bodies) == 2
-    assert fake.bodies[0] == fake.bodies[1]
+    compute_value(graph.stats)
+    assert backend.detect(region, RUN_DATE).status == "ok"
+    assert len(sent) == 3  # the direct call, then the region's statistics and polygons
+    assert fake.bodies[0] in fake.bodies[1:]  # the region's statistics request, byte for byte
 
 
 def test_start_up_retries_transient_failures(

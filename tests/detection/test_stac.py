@@ -17,7 +17,7 @@ import rasterio
 from shapely.geometry import shape
 
 from ccapi_monitor.detection.demo import DemoBackend
-from ccapi_monitor.detection.stac import BandScaling, StacBackend
+from ccapi_monitor.detection.stac import LEGACY_COLLECTION, BandScaling, StacBackend
 from ccapi_monitor.errors import AbortedError, DetectionError
 from ccapi_monitor.params import DetectionParams
 from tests.detection.conftest import (
@@ -75,15 +75,20 @@ def test_band_scaling_offset_is_exact() -> None:
 def test_same_scene_with_and_without_offset_metadata_gives_same_classes(
     demo_archive: DemoArchiveFixture, tmp_path: Path
 ) -> None:
-    """Every offset item re-encoded without metadata (DN - 1000) and every other one with it."""
+    """Every item whose pixels carry the offset re-encoded without it (DN - 1000, metadata
+    without offset) and every other one with it, all labelled correctly: the same classes
+    as the archive, whose mislabelled items the offset check corrected."""
     features = _items(demo_archive, REGION_A.name)
+    assert any(f["properties"]["demo:declared_offset_wrong"] for f in features)
     flipped = 0
     for feature in features:
+        props = feature["properties"]
         for key, asset in feature["assets"].items():
             if key == "scl":
                 continue
             band = asset["raster:bands"][0]
-            had_offset = band.get("offset") == -0.1
+            had_offset = (band.get("offset") == -0.1) != props["demo:declared_offset_wrong"]
+            band.pop("offset", None), band.pop("scale", None)
             with rasterio.open(asset["href"]) as src:
                 profile, dn = src.profile, src.read(1).astype(np.int32)
             valid = dn > 0
@@ -93,12 +98,16 @@ def test_same_scene_with_and_without_offset_metadata_gives_same_classes(
                 dst.write(dn.astype(np.uint16), 1)
             asset["href"] = str(out)
             if had_offset:
-                band.pop("offset"), band.pop("scale")
                 flipped += 1
             else:
                 band.update(scale=0.0001, offset=-0.1)
+        props["s2:processing_baseline"] = "05.10" if not had_offset else "03.01"
+        props["earthsearch:boa_offset_applied"] = props["demo:declared_offset_wrong"] = False
     assert 0 < flipped < len(features) * 4  # the archive mixes both encodings
-    result = _backend(demo_archive, _save(tmp_path, features)).detect(REGION_A, demo_archive.run_date)
+    backend = _backend(demo_archive, _save(tmp_path, features))
+    result = backend.detect(REGION_A, demo_archive.run_date)
+    assert backend.offsets.corrections() == []  # labelled correctly now: nothing to correct
+    assert demo_archive.results[REGION_A.name].details["offset_corrections"]
     _same_result(result, demo_archive.results[REGION_A.name].model_copy(update={"source": "stac"}))
 
 
@@ -216,7 +225,7 @@ def test_preflight_and_describe(tmp_path: Path) -> None:
     assert "cannot read STAC items" in StacBackend(DetectionParams(), str(bad)).preflight()[0]
     described = missing.describe(date(2025, 1, 6))
     assert described["source"] == "stac"
-    assert described["collection"] == "sentinel-2-l2a"
+    assert described["collection"] == "sentinel-2-c1-l2a"  # the default: consistent offsets
     assert described["items"] == str(tmp_path / "nope.json")
 
 
@@ -283,11 +292,12 @@ def stac_api(demo_archive: DemoArchiveFixture) -> Iterator[str]:
 
 
 def test_stac_api_search(demo_archive: DemoArchiveFixture, stac_api: str) -> None:
-    backend = _backend(demo_archive, stac_api)
+    backend = _backend(demo_archive, stac_api, collection=LEGACY_COLLECTION)
     assert backend.preflight() == []
     result = backend.detect(REGION_A, demo_archive.run_date)
     search = _StacApi.searches[-1]
     assert search["collections"] == ["sentinel-2-l2a"]
+    assert _backend(demo_archive, stac_api).collection == "sentinel-2-c1-l2a"
     assert search["intersects"]["type"] == "Polygon"
     _same_result(result, demo_archive.results[REGION_A.name])
     assert pystac.Item.from_dict(_StacApi.features[0]).id.startswith("S2D_")

@@ -11,18 +11,23 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from PIL import Image
 from shapely.geometry import box, mapping
 
 from ccapi_monitor.models import (
     ChangePolygon,
+    ImageryInfo,
+    PreviousRunInfo,
     InfrastructureResult,
     RegionResult,
     RunSummary,
 )
-from ccapi_monitor.params import CLASSES
+from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import load_regions
-from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.reports.chips import Chip, SiteChips, top_sites
+from ccapi_monitor.reports.html import rank_order, render_html
+from ccapi_monitor.runner import aggregate
 from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
 
 RUN_DATE = date(2026, 11, 23)
@@ -124,11 +129,11 @@ def build_summary(source: str = "demo") -> tuple[RunSummary, dict[str, dict[str,
         environment="test",
         duration_s=812.4,
         regions=results,
-        totals={},
-        imagery={"source": source},
-        windows={"current": {"start": "2026-10-24", "end": "2026-11-23"}},
-        parameters={},
-        previous_run={"run_id": "20261116T060000Z-ffee00", "run_date": "2026-11-16"},
+        totals=aggregate(results, {r.name: r.geometry for r in load_regions()}),
+        imagery=ImageryInfo(source=source),
+        windows=DetectionParams().windows(RUN_DATE),
+        parameters=DetectionParams(),
+        previous_run=PreviousRunInfo(run_id="20261116T060000Z-ffee00", run_date=date(2026, 11, 16)),
     )
     return summary, geometries
 
@@ -177,7 +182,7 @@ def test_every_region_has_a_row_and_a_section(built):
 def test_rows_are_ranked_by_score_then_unscored(built):
     summary, _, page = built
     by_name = {r.name: r for r in summary.regions}
-    order = re.findall(r"<tr class='[a-z_]+' data-region='([a-z0-9_]+)'>", page)
+    order = re.findall(r'<tr class="[a-z_]+" data-region="([a-z0-9_]+)">', page)
     values = [by_name[n].score.value if by_name[n].score else None for n in order]
     scored = [v for v in values if v is not None]
     assert scored == sorted(scored, reverse=True)
@@ -231,23 +236,24 @@ def test_headline_figures(built):
     counts = summary.counts()
     assert f"{counts['succeeded']} ok / 29" in page
     assert f"{counts['failed']} failed, {counts['insufficient']} insufficient observations" in page
-    new_built = sum((r.new_area_ha or {}).get("built_up", 0.0) for r in summary.regions)
-    assert f"{new_built:,.1f} ha" in page
-    assert "counted twice" in page  # no de-duplicated totals given: the page says it summed
+    # The page shows the run's Java-wide figures as computed, overlapping regions counted once.
+    assert f"{summary.totals.union_new_area_ha['built_up']:,.1f} ha" in page
+    assert f"{summary.totals.union_area_ha['built_up']:,.1f} ha detected in total" in page
 
 
-def test_deduplicated_totals_win_over_region_sums():
+def test_headline_shows_the_runs_deduplicated_totals():
     summary, _ = build_summary()
     summary = without_maps(summary)
-    union = {
-        "union_area_ha": {"vegetation_clearing": 1234.5, "built_up": 0.0},
-        "union_new_area_ha": {"vegetation_clearing": 321.0, "built_up": 0.0},
-    }
+    union = summary.totals.model_copy(
+        update={
+            "union_area_ha": {"vegetation_clearing": 1234.5, "built_up": 0.0},
+            "union_new_area_ha": {"vegetation_clearing": 321.0, "built_up": 0.0},
+        }
+    )
     page = render_html(summary.model_copy(update={"totals": union}))
     assert "321.0 ha" in page
     assert "1,234.5 ha detected in total" in page
     assert "counted once" in page
-    assert "counted twice" not in page
 
 
 def test_class_labels_come_from_the_single_label_map(built):
@@ -273,7 +279,7 @@ def test_rationale_and_infrastructure_shown(built):
     summary, _, page = built
     for r in summary.regions:
         assert r.score is not None
-        assert r.score.rationale.replace("'", "&#x27;") in page
+        assert str(escape(r.score.rationale)) in page
 
 
 def test_previous_run_stated_or_missing():
@@ -282,10 +288,10 @@ def test_previous_run_stated_or_missing():
     page = render_html(summary)
     assert "Compared with the previous run 20261116T060000Z-ffee00 of 2026-11-16" in page
     assert "no result for this region last week" not in page
-    first = summary.model_copy(update={"previous_run": None})
+    first = summary.model_copy(update={"previous_run": PreviousRunInfo()})
     page = render_html(first)
     assert "No previous run to compare with (first run, or the previous run is missing)" in page
-    page = render_html(first, previous_run={"run_id": None, "note": "latest.json names a missing file"})
+    page = render_html(first, previous_run=PreviousRunInfo(note="latest.json names a missing file"))
     assert "(latest.json names a missing file): every change polygon counts as new" in page
 
 
@@ -293,7 +299,7 @@ def test_regions_missing_from_the_previous_run_are_flagged():
     summary, _ = build_summary()
     summary = without_maps(summary)
     ok = sorted(r.name for r in summary.regions if r.status == "ok")
-    previous = {"run_id": "r0", "run_date": "2026-11-16", "regions_compared": ok[1:]}
+    previous = PreviousRunInfo(run_id="r0", run_date=date(2026, 11, 16), regions_compared=ok[1:])
     page = render_html(summary, previous_run=previous)
     section = page[page.index(f'id="region-{ok[0]}"') :]
     section = section[: section.index("</section>")]
@@ -313,7 +319,7 @@ def test_all_text_is_escaped():
     page = render_html(summary)
     assert "<script" not in page
     assert "<img src=x>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
 
 
 def test_page_renders_without_geometries():
@@ -325,15 +331,50 @@ def test_page_renders_without_geometries():
     assert "No outline or polygons to map." in page
 
 
-def test_chips_are_embedded():
-    summary, _ = build_summary()
-    summary = without_maps(summary)
+def _jpeg(colour: str) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "#336699").save(buffer, format="PNG")
-    name = summary.regions[0].name
-    page = render_html(
-        summary,
-        chips={name: {"before": buffer.getvalue(), "after": buffer.getvalue()}},
+    Image.new("RGB", (16, 16), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def sample_chips(summary: RunSummary) -> dict[str, list[SiteChips]]:
+    """Chips for the first region with new polygons: one site complete, one with a missing 'before'."""
+    region = next(r for r in rank_order(summary.regions) if any(p.change == "new" for p in r.polygons))
+    first, *rest = top_sites(region.polygons)
+    sites = [
+        SiteChips(
+            first,
+            Chip("before", _jpeg("#2d6a2d"), day=date(2025, 12, 1), style="true"),
+            Chip("after", _jpeg("#b08560"), day=date(2026, 11, 18), style="false"),
+        )
+    ]
+    sites += [
+        SiteChips(
+            p,
+            Chip("before", missing="no clear acquisition over the site"),
+            Chip("after", _jpeg("#b08560"), day=date(2026, 11, 18), style="true"),
+        )
+        for p in rest
+    ]
+    return {region.name: sites}
+
+
+def test_chips_are_embedded_and_missing_ones_explained():
+    summary, _ = build_summary()
+    chips = sample_chips(summary)
+    ((name, sites),) = chips.items()
+    page = render_html(summary, chips=chips)
+    section = page[page.index(f'id="region-{name}"') :]
+    section = section[: section.index("</section>")]
+    images = [
+        a
+        for t, a in _parse(section).tags
+        if t == "img" and str(a.get("src", "")).startswith("data:image/jpeg")
+    ]
+    assert len(images) == 1 + len(sites)  # before + after of the first site, after of the others
+    assert "before: 2025-12-01, true colour" in section
+    assert "after: 2026-11-18, false colour (NIR, red, green)" in section
+    assert (
+        section.count('aria-label="before: no image (no clear acquisition over the site)"') == len(sites) - 1
     )
-    assert f"before false-colour image of {name}" in page
-    assert f"after false-colour image of {name}" in page
+    assert f"{sites[0].polygon.area_ha:,.1f} ha at" in section

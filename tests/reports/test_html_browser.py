@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 
 from ccapi_monitor.reports.html import render_html
-from tests.reports.test_html import build_summary
+from ccapi_monitor.reports.maps import LAND_FILL, java_land
+from tests.reports.test_html import build_summary, sample_chips
+from tests.reports.test_maps import close_to, pixel_at
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -211,7 +213,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str]:
     summary, geometries = build_summary()
     page = tmp_path_factory.mktemp("report") / "report.html"
-    page.write_text(render_html(summary, region_geometries=geometries), encoding="utf-8")
+    html = render_html(summary, region_geometries=geometries, chips=sample_chips(summary))
+    page.write_text(html, encoding="utf-8")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "report.html").write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
     return [r.name for r in summary.regions], page.as_uri()
@@ -243,8 +246,48 @@ def test_report_in_chromium(browser: Chromium, report: tuple[list[str], str]):
         session, "document.getElementById('demo-banner').getBoundingClientRect().height"
     )
     assert banner > 0
+    chips = browser.evaluate(
+        session, "[...document.querySelectorAll('.site img')].filter(i => i.naturalWidth > 0).length"
+    )
+    assert chips >= 2, "the chips of the top sites are shown"
     browser.screenshot(session, ARTIFACTS / "report.png", full_page=True)
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_overview_map_draws_java_on_screen(browser: Chromium, report: tuple[list[str], str]):
+    """What the browser paints: land colour on Java away from any region, white sea north of it."""
+    _, url = report
+    session = browser.open_page(url)
+    rect = browser.evaluate(
+        session,
+        "(() => { const i = document.querySelector('#overview img'); i.scrollIntoView();"
+        " const r = i.getBoundingClientRect(); return {x: r.x + scrollX, y: r.y + scrollY,"
+        " width: r.width, height: r.height}; })()",
+    )
+    shot = ARTIFACTS / "overview.png"
+    data = browser.send(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": {**rect, "scale": 1}},
+        session=session,
+    )["data"]
+    shot.write_bytes(base64.b64decode(data))
+    bounds = _frame_bounds()
+    png = shot.read_bytes()
+    assert close_to(pixel_at(png, 110.0, -7.45, bounds=bounds), LAND_FILL, 16)  # central Java, no region
+    assert close_to(pixel_at(png, 111.0, -8.6, bounds=bounds), "#ffffff", 8)  # Indian Ocean
+    assert close_to(pixel_at(png, 109.0, -6.0, bounds=bounds), "#ffffff", 8)  # Java Sea
+
+
+def _frame_bounds() -> tuple[float, float, float, float]:
+    """The overview's lon/lat frame: Java's land and the regions together (as render_overview_map frames it)."""
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    from ccapi_monitor.regions import load_regions
+
+    shapes = [shape(f["geometry"]) for f in java_land()["features"]] + [r.geometry for r in load_regions()]
+    bounds: tuple[float, float, float, float] = unary_union(shapes).bounds
+    return bounds
 
 
 def test_report_fits_a_phone(browser: Chromium, report: tuple[list[str], str]):

@@ -9,6 +9,7 @@ import pytest
 
 from ccapi_monitor.models import ChangePolygon, InvestmentScore, RegionResult, RunSummary
 from ccapi_monitor.reports.json_report import build_changes, build_report, publish_reports
+from ccapi_monitor.reports.history import partition_key
 from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
 from ccapi_monitor.storage import LocalStore
 
@@ -60,6 +61,7 @@ def _summary(*statuses: str) -> RunSummary:
             "union_area_ha": zeros,
             "union_new_area_ha": zeros,
             "polygon_count": 1,
+            "regions_measured": 1,
         },
         imagery={"source": "demo"},
         windows={
@@ -109,16 +111,18 @@ def test_latest_pointer_is_written_last(tmp_path: Path) -> None:
     summary = _summary("ok")
     uris = publish_reports(store, summary, "<html></html>")
     keys = report_keys(summary.run_date, summary.run_id)
-    assert store.order == [keys["json"], keys["geojson"], keys["html"], LATEST_KEY]
+    history = [partition_key(table, summary.run_date) for table in ("changes", "regions")]
+    assert store.order == [keys["json"], keys["geojson"], keys["parquet"], keys["html"], *history, LATEST_KEY]
     pointer = json.loads(store.read_bytes(LATEST_KEY) or b"")
     assert pointer["report"] == keys["json"]
-    assert set(uris) == {"json", "geojson", "html"}
+    assert set(uris) == {"json", "geojson", "parquet", "html"}
 
 
 def test_a_run_that_published_no_region_leaves_latest_alone(tmp_path: Path) -> None:
     store = RecordingStore(tmp_path)
     publish_reports(store, _summary("failed"), "<html></html>", move_latest=False)
     assert LATEST_KEY not in store.order
+    assert not [key for key in store.order if key.startswith("history/")]
     assert store.read_bytes(LATEST_KEY) is None
 
 

@@ -9,14 +9,18 @@ from datetime import date
 
 import pytest
 from PIL import Image, ImageColor
-from shapely.geometry import Polygon, box, mapping
+from shapely.geometry import Polygon, box, mapping, shape
 
 from ccapi_monitor.models import ChangePolygon
 from ccapi_monitor.reports.maps import (
     CHANGE_COLOURS,
     LABEL_COLOURS,
+    LAND_FILL,
+    LINE_STYLES,
     REGION_FILL,
+    MapLine,
     data_uri,
+    java_land,
     render_overview_map,
     render_region_map,
 )
@@ -119,3 +123,28 @@ def test_overview_is_capped_in_height():
     png = render_overview_map(outlines, {"a": "BUY", "b": "PASS"}, {"a": 1, "b": 2})
     assert png is not None
     assert Image.open(io.BytesIO(png)).size[1] == 460
+
+
+def test_overview_draws_java_under_the_regions():
+    """Land inside Java but outside every region is land-coloured; the Java Sea stays white."""
+    outlines = {"a": mapping(box(106.7, -6.3, 106.9, -6.1)), "b": mapping(box(112.6, -7.4, 112.8, -7.2))}
+    land = java_land()
+    png = render_overview_map(outlines, {"a": "BUY", "b": "PASS"}, {"a": 1, "b": 2}, land=land)
+    assert png is not None
+    bounds = shape(land["features"][0]["geometry"]).bounds  # the frame covers the island
+    assert close_to(pixel_at(png, 110.0, -7.4, bounds=bounds), LAND_FILL, 10)  # central Java, no region
+    assert close_to(pixel_at(png, 110.0, -6.0, bounds=bounds), "#ffffff", 4)  # Java Sea
+    assert close_to(pixel_at(png, 106.75, -6.25, bounds=bounds), LABEL_COLOURS["BUY"], 40)
+    assert render_overview_map({}, {}, {}, land=land) is None  # no region: no map, even with land
+
+
+def test_region_map_draws_roads_and_railways_under_the_polygons():
+    road = MapLine("major_road", ((107.0, -6.3), (107.2, -6.3)))
+    rail = MapLine("railway", ((107.1, -6.4), (107.1, -6.2)))
+    site = box(107.15, -6.32, 107.19, -6.28)  # on the road: the polygon stays on top
+    png = render_region_map(OUTLINE, [change(site, "new")], lines=[road, rail], width=800)
+    assert png is not None
+    assert close_to(pixel_at(png, 107.05, -6.3), LINE_STYLES["major_road"][0], 40)
+    assert close_to(pixel_at(png, 107.1, -6.35), LINE_STYLES["railway"][0], 40)
+    assert close_to(pixel_at(png, 107.17, -6.3), CHANGE_COLOURS[("new", "built_up")], 20)
+    assert close_to(pixel_at(png, 107.05, -6.25), REGION_FILL)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.asl_support import ASL_TEMPLATE, TEMPLATE_VARIABLES, TERRAFORM_DIR, render_template
+from tests.terraform.asl_support import ASL_TEMPLATE, TEMPLATE_VARIABLES, TERRAFORM_DIR, render_template
 
 PROVIDER_MIRROR = Path(os.environ.get("CCAPI_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
 REPO_ROOT = TERRAFORM_DIR.parents[1]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ccapi_monitor.aws.tracing import Tracer, get_tracer, parse_daemon_address, set_tracer
+from ccapi_monitor.tracing import Tracer, get_tracer, parse_daemon_address, set_tracer
 
 
 class DaemonStub:

@@ -24,7 +24,7 @@ from moto import mock_aws
 
 from ccapi_monitor import slack_notifier
 from tests.asl_validator import validate_asl
-from tests.infra.asl_support import (
+from tests.terraform.asl_support import (
     ASL_TEMPLATE,
     SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,

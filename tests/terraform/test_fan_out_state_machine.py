@@ -21,7 +21,7 @@ from ccapi_monitor.regions import Region, box
 from ccapi_monitor.runner import exit_code_for
 from ccapi_monitor.storage import LocalStore
 from tests.asl_validator import validate_asl
-from tests.infra.asl_support import (
+from tests.terraform.asl_support import (
     SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
     TERRAFORM_DIR,
@@ -31,7 +31,7 @@ from tests.infra.asl_support import (
     shorten,
     template_placeholders,
 )
-from tests.infra.test_state_machine import Stack, stack  # noqa: F401  (the moto stack fixture, used by name)
+from tests.terraform.test_state_machine import Stack, stack  # noqa: F401  (the moto stack fixture, used by name)
 
 FAN_OUT_TEMPLATE = TERRAFORM_DIR / "state_machine_fan_out.asl.json"
 #: The single variant's states the fan-out head replaces or drops (as fan_out.tf does).

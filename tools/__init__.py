@@ -1,0 +1,1 @@
+"""Development tools (documentation generators); not part of the package or the image."""
