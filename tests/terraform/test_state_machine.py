@@ -24,12 +24,14 @@ from moto import mock_aws
 
 from ccapi_monitor import slack_notifier
 from tests.asl_validator import validate_asl
+from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
     ASL_TEMPLATE,
     SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
     TERRAFORM_DIR,
     Container,
+    ContainerRun,
     TemplateError,
     callback_payload,
     load_definition,
@@ -40,7 +42,6 @@ from tests.terraform.asl_support import (
     wait_for,
     worst_case_seconds,
 )
-from tests.slack_receiver import slack_receiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "ap-southeast-3"
@@ -664,3 +665,64 @@ def test_real_worker_runs_inside_the_state_machine(
     assert message["report"]["json"].startswith("s3://ccapi-e2e/reports/weekly/2026-11-23/")
     assert stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
     assert stack.metric_values("ExecutionDuration") == [message["duration_s"]]
+
+
+def _run_container(run: ContainerRun, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _in_this_interpreter(run.command),
+        cwd=REPO_ROOT,
+        env={**env, **run.environment},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("force", [False, True], ids=["holiday-skipped", "holiday-forced"])
+def test_real_preflight_decides_a_holiday(
+    server_stack: Stack, moto_server_url: str, worker_env: dict[str, str], tmp_path: Path, force: bool
+) -> None:
+    """The real `ccapi-monitor preflight` with the calendar Terraform renders: skip, or run when forced."""
+    stack = server_stack
+    calendar = {"public_holidays_country": "ID", "dates": {}, "windows": []}
+    task_env = {
+        **worker_env,
+        "AWS_ENDPOINT_URL": moto_server_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CCAPI_ENVIRONMENT": ENVIRONMENT,
+        # Nowhere writable: a skipped week must not even probe the stores.
+        "CCAPI_REPORTS_URI": "s3://no-such-bucket/reports",
+        "CCAPI_CACHE_URI": "s3://no-such-bucket/cache",
+        "CCAPI_IMAGERY": "demo",
+        "CCAPI_INFRASTRUCTURE": "off",
+        "CCAPI_SKIP_CALENDAR": json.dumps(calendar),
+        "CCAPI_HEARTBEAT_SECONDS": "1",
+        "TMPDIR": str(tmp_path),
+    }
+    execution_input = {**HOLIDAY_INPUT, **({"force": True} if force else {})}
+    execution = stack.start(heartbeat_s=10, execution_input=execution_input)
+    preflight = stack.container.next_run()
+    stack.container.wait_listening(preflight)
+    worker = _run_container(preflight, task_env)
+    if not force:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert (
+            "skipped: 2026-08-17 is on the skip calendar (public holiday in ID: Independence Day)"
+            in worker.stdout
+        )
+        assert stack.finish(execution)["status"] == "SUCCEEDED"
+        assert len(stack.container.runs) == 1, "no RunWeeklyMonitoring task on a holiday"
+        [note] = stack.messages(stack.success_queue)
+        assert note["Message"]["skip"] == SKIPPED["skip"]
+        return
+    # Forced: the calendar is ignored and the real checks run (and fail on the missing bucket).
+    assert worker.returncode == 4, worker.stdout + worker.stderr
+    assert "no-such-bucket" in worker.stderr
+    final = stack.finish(execution)
+    assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
+    [note] = stack.messages(stack.failure_queue)
+    assert note["Message"]["error"]["Error"] == "CCAPI.PreflightFailed"
