@@ -257,10 +257,11 @@ class Container:
         wait_for(accepted, timeout_s=10, what="the execution to accept heartbeats")
 
     def succeed(self, run: ContainerRun, payload: Mapping[str, Any]) -> None:
-        self._sfn.send_task_heartbeat(taskToken=run.token)
+        self.wait_listening(run)  # on a loaded machine moto may not accept the token yet
         self._sfn.send_task_success(taskToken=run.token, output=json.dumps(payload))
 
     def fail(self, run: ContainerRun, error: str, cause: str) -> None:
+        self.wait_listening(run)
         self._sfn.send_task_failure(taskToken=run.token, error=error, cause=cause)
 
     def heartbeat(self, run: ContainerRun) -> None:

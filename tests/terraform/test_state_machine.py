@@ -136,12 +136,19 @@ class Stack:
     failure_queue: str
     secrets: Any
 
-    def start(self, *, heartbeat_s: int = 3, execution_input: dict[str, Any] | None = None) -> str:
+    def start(
+        self,
+        *,
+        heartbeat_s: int = 3,
+        execution_input: dict[str, Any] | None = None,
+        real_worker: bool = False,
+    ) -> str:
+        """Create and start the shortened machine; a real worker process gets minutes, not seconds."""
         definition = shorten(
             load_definition(self.variables),
             heartbeat_s=heartbeat_s,
-            task_timeout_s=30,
-            execution_timeout_s=60,
+            task_timeout_s=300 if real_worker else 30,
+            execution_timeout_s=900 if real_worker else 60,
         )
         machine = self.sfn.create_state_machine(
             name=f"ccapi-{len(self.container.runs)}",
@@ -637,7 +644,9 @@ def test_real_worker_runs_inside_the_state_machine(
         "CCAPI_HEARTBEAT_SECONDS": "1",
         "TMPDIR": str(tmp_path),
     }
-    execution = stack.start(heartbeat_s=10, execution_input={"run_date": "2026-11-23", "regions_count": 1})
+    execution = stack.start(
+        heartbeat_s=30, execution_input={"run_date": "2026-11-23", "regions_count": 1}, real_worker=True
+    )
 
     for expected in (
         ["ccapi-monitor", "preflight"],
@@ -704,7 +713,7 @@ def test_real_preflight_decides_a_holiday(
         "TMPDIR": str(tmp_path),
     }
     execution_input = {**HOLIDAY_INPUT, **({"force": True} if force else {})}
-    execution = stack.start(heartbeat_s=10, execution_input=execution_input)
+    execution = stack.start(heartbeat_s=30, execution_input=execution_input, real_worker=True)
     preflight = stack.container.next_run()
     stack.container.wait_listening(preflight)
     worker = _run_container(preflight, task_env)
