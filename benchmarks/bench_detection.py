@@ -164,10 +164,27 @@ def phase_demo29(archive: Path) -> dict[str, Any]:
     }
 
 
-def child(phase: str, *args: str) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter (its own peak RSS) and return its JSON."""
+def machine() -> dict[str, Any]:
+    """How busy the machine was: figures from a shared 2-core machine are only comparable as ratios."""
+    return {"loadavg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+
+
+def write_result(name: str, summary: dict[str, Any]) -> None:
+    """Print the summary as JSON and keep it in ``benchmarks/results/name``."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / name).write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+def child(phase: str, *args: str, script: str = __file__) -> dict[str, Any]:
+    """Run one phase of ``script`` in a fresh interpreter (its own peak RSS) and return its JSON."""
+    module = f"benchmarks.{Path(script).stem}"
     out = subprocess.run(
-        [sys.executable, __file__, "--phase", phase, *args], check=True, capture_output=True, text=True
+        [sys.executable, "-m", module, "--phase", phase, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -235,17 +252,14 @@ def main() -> None:
                     k: detect[k]
                     for k in ("status", "observed_fraction", "area_ha", "polygon_count", "scenes")
                 },
-                "loadavg": [round(x, 2) for x in os.getloadavg()],
-                "cpus": os.cpu_count(),
+                **machine(),
             }
-    RESULTS.mkdir(exist_ok=True)
-    name = (
+    write_result(
         "bench_detection_demo29.json"
         if args.demo29
-        else f"bench_detection_{km:g}km_{COMPRESS}_{args.threads}t.json"
+        else f"bench_detection_{km:g}km_{COMPRESS}_{args.threads}t.json",
+        summary,
     )
-    (RESULTS / name).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

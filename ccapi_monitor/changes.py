@@ -1,4 +1,4 @@
-"""Week over week (DETECTION.md step 9): which change polygons are new this week.
+"""Week over week (docs/design/detection.md step 9): which change polygons are new this week.
 
 Detection compares the present with the past year, so a clearing stays visible for
 weeks. A polygon that intersects a polygon of the same class in the previous
@@ -125,7 +125,7 @@ def _read_json(store: Store, key: str) -> Any:
 
 
 def _ok_regions(report: Any) -> frozenset[str]:
-    """Names of the regions ``ok`` in a report.json (ARCHITECTURE.md, "Reports")."""
+    """Names of the regions ``ok`` in a report.json (docs/design/report.md)."""
     return frozenset(r["name"] for r in report["regions"] if r.get("status") == "ok")
 
 

@@ -134,14 +134,19 @@ def preflight(ctx: click.Context, **options: Any) -> None:
     sys.exit(int(preflight_job(lambda: settings_from_cli(ctx, options))))
 
 
+def regions_file_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--regions-file`` (env ``CCAPI_REGIONS_FILE``) for the commands outside Settings."""
+    return click.option(
+        "--regions-file",
+        envvar="CCAPI_REGIONS_FILE",
+        show_envvar=True,
+        type=click.Path(path_type=Path),
+        help=help_text,
+    )
+
+
 @main.command("regions")
-@click.option(
-    "--regions-file",
-    envvar="CCAPI_REGIONS_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path),
-    help="GeoJSON FeatureCollection to validate; default: the packaged Java regions.",
-)
+@regions_file_option("GeoJSON FeatureCollection to validate; default: the packaged Java regions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the regions as JSON.")
 def regions_command(regions_file: Path | None, as_json: bool) -> None:
     """List and validate a regions file."""
@@ -162,3 +167,39 @@ def regions_command(regions_file: Path | None, as_json: bool) -> None:
             f"{r.name:34} {r.province:16} {r.focus:14} {r.priority:4} {r.tier:4} {r.area_km2:9.1f}  {r.utm_epsg}"
         )
     click.echo(f"{len(regions)} regions, valid")
+
+
+@main.group("history")
+def history_group() -> None:
+    """The curated GeoParquet history under the reports root (docs/history.md)."""
+
+
+@history_group.command("rebuild")
+@click.option(
+    "--output",
+    envvar="CCAPI_REPORTS_URI",
+    show_envvar=True,
+    default="./reports",
+    show_default=True,
+    help="Reports: s3://bucket/prefix or a local folder.",
+)
+@regions_file_option("Regions whose outlines the regions table carries; default: the packaged Java regions.")
+def history_rebuild(output: str, regions_file: Path | None) -> None:
+    """Write history/changes and history/regions again from the published runs (idempotent)."""
+    from ccapi_monitor.reports.history import rebuild_history
+    from ccapi_monitor.store_factory import open_store
+
+    configure_logging()
+    try:
+        outlines = {r.name: r.to_feature()["geometry"] for r in load_regions(regions_file)}
+        store = open_store(output)
+        if not store.list_keys("weekly/"):
+            fail(
+                f"no runs under {output}/weekly/: nothing to rebuild the history from", ExitCode.INVALID_INPUT
+            )
+        chosen = rebuild_history(store, outlines)
+    except CCAPIError as exc:
+        fail(str(exc), exc.exit_code)
+    for run_date, run_id in sorted(chosen.items()):
+        click.echo(f"{run_date.isoformat()}  {run_id}")
+    click.echo(f"history rebuilt: {len(chosen)} week{'s' if len(chosen) != 1 else ''}")

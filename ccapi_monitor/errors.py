@@ -1,4 +1,4 @@
-"""Errors and the exit codes they map to (ARCHITECTURE.md, "Exit codes").
+"""Errors and the exit codes they map to (docs/design/exit-codes.md).
 
 Every error the job raises on purpose derives from :class:`CCAPIError`, so the CLI
 can turn it into one line on stderr and the documented exit code without a traceback.
@@ -15,9 +15,14 @@ class ExitCode(IntEnum):
     PARTIAL = 2
     INVALID_INPUT = 3
     PREFLIGHT_FAILED = 4
+    #: A critical data-quality finding: reports written for review, latest.json not moved.
+    QUALITY_FAILED = 5
     SIGINT = 130
     SIGTERM = 143
 
+
+#: Exit codes answered with SendTaskSuccess; the state machine branches on the payload's status.
+SUCCESS_CALLBACK_CODES = frozenset({ExitCode.OK, ExitCode.PARTIAL, ExitCode.QUALITY_FAILED})
 
 #: Step Functions error names sent with SendTaskFailure, by exit code.
 FAILURE_ERROR_NAMES: dict[ExitCode, str] = {

@@ -20,18 +20,19 @@ import click
 import structlog
 
 from ccapi_monitor.aws.metrics import publish_run_metrics
-from ccapi_monitor.aws.stepfunctions import TaskCallback, failure_cause, success_payload
+from ccapi_monitor.aws.stepfunctions import TaskCallback
 from ccapi_monitor.changes import load_previous_run
 from ccapi_monitor.detection import create_backend
-from ccapi_monitor.errors import FAILURE_ERROR_NAMES, AbortedError, CCAPIError, ExitCode, InvalidInputError
+from ccapi_monitor.errors import AbortedError, CCAPIError, ExitCode, InvalidInputError
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
 from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
+from ccapi_monitor.quality import gate_run
 from ccapi_monitor.regions import Region, load_regions
-from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.reports.publish import publish_run
+from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
@@ -195,21 +196,52 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         ).run()
         if aborts.check() is not None:
             raise AbortedError(f"interrupted: {aborts.reason}", exit_code=aborts.code or ExitCode.SIGTERM)
-        html = render_html(summary, region_geometries={r.name: r.to_feature()["geometry"] for r in regions})
-        uris = publish_reports(reports, summary, html, move_latest=summary.exit_code != ExitCode.FAILED)
+        summary = gate_run(
+            summary,
+            regions={r.name: r.geometry for r in regions},
+            reports=reports,
+            accept=settings.accept_quality,
+        )
+        uris = publish_run(
+            reports,
+            summary,
+            regions,
+            backend=backend,
+            infrastructure=infrastructure,
+            chips=settings.report_chips,
+            move_latest=summary.exit_code not in (ExitCode.FAILED, ExitCode.QUALITY_FAILED),
+        )
     summary = summary.model_copy(update={"report_uris": uris})
     publish_run_metrics(summary, mode=settings.metrics, namespace=settings.metric_namespace)
+    if sys.stdout.isatty():  # a person at a terminal: the top regions and where the page is
+        click.echo(summary_table(summary))
     return summary
 
 
+def _conclude(
+    callback: TaskCallback,
+    code: ExitCode,
+    *,
+    summary: RunSummary | None = None,
+    message: str = "",
+    output: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> ExitCode:
+    """Every outcome of ``run`` and ``preflight`` leaves through here: a failure's one stderr
+    line and log event, then the one callback (docs/design/exit-codes.md)."""
+    if code not in (ExitCode.OK, ExitCode.PARTIAL) and echo:
+        _report_error(code, message)
+    callback.report_exit(int(code), summary, message, output=output)
+    return code
+
+
 def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None = None) -> ExitCode:
-    """The whole ``ccapi-monitor run``; returns the exit code (ARCHITECTURE.md, "Exit codes")."""
+    """The whole ``ccapi-monitor run``; returns the exit code (docs/design/exit-codes.md)."""
     callback = callback or TaskCallback.from_env()
     callback.start()  # heartbeats from the first second, before anything can fail
     aborts = AbortController()
     aborts.watch(callback)
     summary: RunSummary | None = None
-    code = ExitCode.FAILED
     try:
         with aborts.installed():
             try:
@@ -217,32 +249,22 @@ def run_job(settings_factory: SettingsFactory, *, callback: TaskCallback | None 
                 _register_settings_secrets(settings)
                 callback.use_heartbeat_seconds(settings.heartbeat_seconds)
                 summary = _execute(settings, aborts, callback)
-                if summary is None:
-                    return ExitCode.OK
+                if summary is None:  # dry run, or the plan was declined
+                    return _conclude(callback, ExitCode.OK)
                 code = ExitCode(summary.exit_code)
-                if code in (ExitCode.OK, ExitCode.PARTIAL):
-                    callback.succeed(success_payload(summary))
-                else:
-                    message = "no region succeeded"
-                    _report_error(code, message)
-                    callback.fail(FAILURE_ERROR_NAMES[code], failure_cause(int(code), message, summary))
-                return code
+                if code == ExitCode.QUALITY_FAILED and summary.quality is not None:
+                    # Reports were written for review; the ASL routes quality_failed to CCAPI.DataQualityFailed.
+                    return _conclude(callback, code, summary=summary, message=summary.quality.summary_line())
+                return _conclude(callback, code, summary=summary, message="no region succeeded")
             except CCAPIError as exc:
-                code = exc.exit_code
-                _report_error(code, str(exc))
-                callback.fail(
-                    FAILURE_ERROR_NAMES.get(code, "CCAPI.Failed"), failure_cause(int(code), str(exc), summary)
-                )
+                code = _conclude(callback, exc.exit_code, summary=summary, message=str(exc))
                 if isinstance(exc, AbortedError):
                     _hard_exit_if_threads_linger(code)
                 return code
             except Exception as exc:  # a bug or an unexpected library failure: still exit 1 with a callback
                 log.exception("run_crashed")
-                code = ExitCode.FAILED
                 message = f"{type(exc).__name__}: {exc}"
-                click.echo(f"ccapi-monitor: error: {message}", err=True)
-                callback.fail("CCAPI.Failed", failure_cause(int(code), message, summary))
-                return code
+                return _conclude(callback, ExitCode.FAILED, summary=summary, message=message)
     finally:
         callback.stop()
 
@@ -254,43 +276,39 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
     callback = callback or TaskCallback.from_env()
     callback.start()
     try:
-        settings = settings_factory()
-        _register_settings_secrets(settings)
-        callback.use_heartbeat_seconds(settings.heartbeat_seconds)
-        # The skip calendar comes first: a holiday needs no credentials and no Earth Engine.
-        skip = None if settings.force else skip_decision(settings.skip_calendar, settings.run_date)
-        if skip is not None:
-            click.echo(f"preflight: skipped: {skip.run_date} is on the skip calendar ({skip.reason})")
-            log.info(
-                "run_skipped", run_date=skip.run_date.isoformat(), reason=skip.reason, source=skip.source
-            )
-            callback.succeed(skip.callback())
-            callback.stop()
-            return ExitCode.OK
-        _select(settings)
-        _, cache = _stores(settings)
-        backend = create_backend(settings)
-        infrastructure = _infrastructure(settings, cache)
-        problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
-    except CCAPIError as exc:
-        _report_error(exc.exit_code, str(exc))
-        callback.fail(
-            FAILURE_ERROR_NAMES.get(exc.exit_code, "CCAPI.Failed"),
-            failure_cause(int(exc.exit_code), str(exc), None),
-        )
+        try:
+            settings = settings_factory()
+            _register_settings_secrets(settings)
+            callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+            # The skip calendar comes first: a holiday needs no credentials and no Earth Engine.
+            skip = None if settings.force else skip_decision(settings.skip_calendar, settings.run_date)
+            if skip is not None:
+                click.echo(f"preflight: skipped: {skip.run_date} is on the skip calendar ({skip.reason})")
+                log.info(
+                    "run_skipped", run_date=skip.run_date.isoformat(), reason=skip.reason, source=skip.source
+                )
+                return _conclude(callback, ExitCode.OK, output=skip.callback())
+            _select(settings)
+            _, cache = _stores(settings)
+            backend = create_backend(settings)
+            infrastructure = _infrastructure(settings, cache)
+            problems = run_preflight(settings, backend=backend, infrastructure=infrastructure)
+        except CCAPIError as exc:
+            return _conclude(callback, exc.exit_code, message=str(exc))
+        except Exception as exc:  # a bug: exit 1 with a callback, like run
+            log.exception("preflight_crashed")
+            return _conclude(callback, ExitCode.FAILED, message=f"{type(exc).__name__}: {exc}")
+        if problems:
+            for line in problems:
+                click.echo(f"preflight: FAIL {line}", err=True)
+            return _conclude(callback, ExitCode.PREFLIGHT_FAILED, message="; ".join(problems), echo=False)
+        click.echo("preflight: all checks passed")
+        output = {
+            "status": "succeeded",
+            "exit_code": 0,
+            "preflight": "ok",
+            "run_date": settings.run_date.isoformat(),
+        }
+        return _conclude(callback, ExitCode.OK, output=output)
+    finally:
         callback.stop()
-        return exc.exit_code
-    if problems:
-        for line in problems:
-            click.echo(f"preflight: FAIL {line}", err=True)
-        callback.fail(
-            "CCAPI.PreflightFailed", failure_cause(int(ExitCode.PREFLIGHT_FAILED), "; ".join(problems), None)
-        )
-        callback.stop()
-        return ExitCode.PREFLIGHT_FAILED
-    click.echo("preflight: all checks passed")
-    callback.succeed(
-        {"status": "succeeded", "exit_code": 0, "preflight": "ok", "run_date": settings.run_date.isoformat()}
-    )
-    callback.stop()
-    return ExitCode.OK

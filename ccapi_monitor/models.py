@@ -11,16 +11,35 @@ from them (docs/design/report.md).
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ccapi_monitor.params import DetectionParams, Windows
+from ccapi_monitor.params import CLASSES, DetectionParams, Windows
+from ccapi_monitor.quality import QualityReport
 
 ChangeClass = Literal["vegetation_clearing", "built_up"]
 RegionStatus = Literal["ok", "insufficient_observations", "failed"]
-RunStatus = Literal["succeeded", "partial", "failed", "invalid_input", "preflight_failed", "aborted"]
+RunStatus = Literal[
+    "succeeded", "partial", "failed", "quality_failed", "invalid_input", "preflight_failed", "aborted"
+]
 ChangeKind = Literal["new", "persisting"]
+
+#: Models published in report.json: its schema lists every field the report always carries.
+_PUBLISHED = ConfigDict(json_schema_serialization_defaults_required=True)
+
+#: Hectares per change class; in report.json every class is present and none is negative.
+Hectares = Annotated[
+    dict[str, float],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "required": list(CLASSES),
+            "properties": {c: {"type": "number", "minimum": 0} for c in CLASSES},
+            "additionalProperties": False,
+        }
+    ),
+]
 
 #: What report.json and report.html say when there was no run to compare against.
 NO_PREVIOUS_RUN_NOTE = "no previous complete run: every change is new"
@@ -73,6 +92,8 @@ class DetectionResult(BaseModel):
 class InfrastructureResult(BaseModel):
     """OSM infrastructure around one region (enrichment: failure never fails the region)."""
 
+    model_config = _PUBLISHED
+
     source: Literal["overpass", "pbf", "off"]
     status: Literal["ok", "stale", "error", "off"]
     features: dict[str, float] | None = None
@@ -84,6 +105,8 @@ class InfrastructureResult(BaseModel):
 
 
 class InvestmentScore(BaseModel):
+    model_config = _PUBLISHED
+
     value: float | None  # 0..100, None when the region has no detection result
     label: Literal["BUY", "WATCH", "PASS"] | None
     rationale: str
@@ -94,12 +117,37 @@ class InvestmentScore(BaseModel):
 class PreviousRunRef(BaseModel):
     """The run a region's week-over-week labels were compared against."""
 
+    model_config = _PUBLISHED
+
     run_id: str
     run_date: date
 
 
+#: report.json's per-status rules for a region (no hectares unless measured; a failure says why).
+_REGION_STATUS_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"status": {"const": "ok"}}},
+            "then": {"properties": {"area_ha": {"type": "object"}, "observed_fraction": {"type": "number"}}},
+        },
+        {
+            "if": {"properties": {"status": {"const": "failed"}}},
+            "then": {
+                "properties": {"error": {"type": "string", "minLength": 1}, "area_ha": {"type": "null"}}
+            },
+        },
+        {
+            "if": {"properties": {"status": {"const": "insufficient_observations"}}},
+            "then": {"properties": {"area_ha": {"type": "null"}, "observed_fraction": {"type": "number"}}},
+        },
+    ]
+}
+
+
 class RegionResult(BaseModel):
     """A region's complete result; also what is checkpointed to the cache store."""
+
+    model_config = ConfigDict(json_schema_extra=_REGION_STATUS_RULES, **_PUBLISHED)
 
     name: str
     province: str
@@ -109,10 +157,11 @@ class RegionResult(BaseModel):
     area_km2: float
     status: RegionStatus
     error: str | None = None
-    observed_fraction: float | None = None
-    area_ha: dict[str, float] | None = None
-    new_area_ha: dict[str, float] | None = None
-    polygon_count: int = 0
+    observed_fraction: float | None = Field(None, ge=0, le=1)
+    #: ``None`` unless ``ok``: an unmeasured region never reports 0 ha.
+    area_ha: Hectares | None = None
+    new_area_ha: Hectares | None = None
+    polygon_count: int = Field(0, ge=0)
     polygons: list[ChangePolygon] = Field(default_factory=list)
     scenes: dict[str, int] = Field(default_factory=dict)
     infrastructure: InfrastructureResult | None = None
@@ -126,11 +175,13 @@ class RegionResult(BaseModel):
 class Totals(BaseModel):
     """Java-wide hectares per class: summed over regions, and with overlaps counted once."""
 
-    area_ha: dict[str, float]
-    new_area_ha: dict[str, float]
+    model_config = _PUBLISHED
+
+    area_ha: Hectares
+    new_area_ha: Hectares
     #: Like ``area_ha``, but land inside several region boxes is credited to one region only.
-    union_area_ha: dict[str, float]
-    union_new_area_ha: dict[str, float]
+    union_area_ha: Hectares
+    union_new_area_ha: Hectares
     polygon_count: int = Field(ge=0)
     regions_measured: int = Field(ge=0)
 
@@ -145,6 +196,8 @@ class Totals(BaseModel):
 class ImageryCorrection(BaseModel):
     """A fix applied to one imagery item whose metadata disagreed with its pixels."""
 
+    model_config = _PUBLISHED
+
     item_id: str
     reason: str
     #: The offset the item's metadata declares (``None``: it declares none).
@@ -157,7 +210,7 @@ class ImageryInfo(BaseModel):
     """Where the imagery came from. Backends may add descriptive keys (endpoint, limiter,
     archive, ...); they are kept as given and shown in report.json."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", **_PUBLISHED)
 
     source: str
     collection: str | None = None
@@ -166,6 +219,8 @@ class ImageryInfo(BaseModel):
 
 class PreviousRunInfo(BaseModel):
     """The run this week was compared against, or why there was none (``run_id`` is ``None``)."""
+
+    model_config = _PUBLISHED
 
     run_id: str | None = None
     run_date: date | None = None
@@ -199,6 +254,8 @@ class RunSummary(BaseModel):
     parameters: DetectionParams
     previous_run: PreviousRunInfo = Field(default_factory=lambda: PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE))
     report_uris: dict[str, str] = Field(default_factory=dict)
+    #: The data-quality gate's verdict (docs/quality.md); ``None`` until the gate has run.
+    quality: QualityReport | None = None
 
     def counts(self) -> dict[str, int]:
         by_status = [r.status for r in self.regions]

@@ -1,7 +1,7 @@
 """Detection parameters: the one place every threshold and window lives.
 
 Both the Earth Engine graph and the array code read these values; change a
-default here and both backends change with it (see DETECTION.md, "Parameters").
+default here and both backends change with it (see docs/design/detection.md, "Parameters").
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Windows(BaseModel):
 
 
 class DetectionParams(BaseModel):
-    """Every threshold and window of the change-detection algorithm (DETECTION.md)."""
+    """Every threshold and window of the change-detection algorithm (docs/design/detection.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -21,7 +21,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import shapely
 import structlog
@@ -30,6 +30,9 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from ccapi_monitor.storage import Store
+
+if TYPE_CHECKING:
+    from ccapi_monitor.models import RunSummary
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +62,8 @@ INVARIANT_CHECKS = (
     "imagery_corrections",
 )
 HISTORY_CHECKS = ("region_new_area_spike", "java_area_jump", "java_new_area_jump", "observed_fraction_drop")
+#: Longest summary line: it travels in the callback payload and the SNS notification.
+_LINE_LIMIT = 500
 _HECTARE_METRICS = {"HectaresCleared": "vegetation_clearing", "HectaresBuilt": "built_up"}
 #: GeoJSON ``crs`` names that mean lon/lat WGS 84 (RFC 7946 drops the member; older writers add one).
 _WGS84_NAMES = frozenset(
@@ -141,14 +146,24 @@ class QualityReport(BaseModel):
         return self.status == "failed"
 
     def summary_line(self) -> str:
-        """One line for stderr and the callback's cause."""
+        """One line for stderr, the callback and the notification (at most 500 characters)."""
         critical = [f for f in self.findings if f.severity == "critical"]
         head = f"data quality {self.status}: {self.failures} critical, {self.warnings} warning(s)"
         if not critical:
             return head
         first = critical[0]
         where = f" [{first.region}]" if first.region else ""
-        return f"{head}; first: {first.name}{where}: {first.message}"
+        line = f"{head}; first: {first.name}{where}: {first.message}"
+        return line if len(line) <= _LINE_LIMIT else line[: _LINE_LIMIT - 3] + "..."
+
+    def callback_fields(self) -> dict[str, Any]:
+        """What the Step Functions payload carries: small, whatever the number of findings."""
+        return {
+            "status": self.status,
+            "warnings": self.warnings,
+            "failures": self.failures,
+            "message": self.summary_line(),
+        }
 
 
 # --- the documents, as far as the checks read them --------------------------------------------
@@ -623,7 +638,7 @@ def check_corrections(imagery: Mapping[str, Any], t: QualityThresholds) -> list[
     means the catalogue (or our reading of it) changed, and every figure may be off.
     """
     corrections = imagery.get("corrections") or []
-    items = imagery.get("items")
+    items = imagery.get("items_read")
     if not corrections:
         return []
     if not isinstance(items, int) or items <= 0:
@@ -770,3 +785,38 @@ def evaluate(
         log.warning("quality_finding", **finding.model_dump(exclude_none=True))
     log.info("quality_checked", status=status, critical=quality.failures, warnings=quality.warnings)
     return quality
+
+
+def gate_run(
+    summary: RunSummary,
+    *,
+    regions: Mapping[str, BaseGeometry],
+    reports: Store,
+    accept: bool = False,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+) -> RunSummary:
+    """The run with its ``quality`` verdict, and exit 5 / ``quality_failed`` when it must not publish.
+
+    Checks the documents exactly as they will be published, against history read from
+    ``reports``. Only a run that would publish (exit 0 or 2) becomes ``quality_failed``:
+    a run in which no region succeeded keeps exit 1 and publishes nothing anyway.
+    """
+    # Imported here: models.py imports this module for QualityReport, and these import models.
+    from ccapi_monitor.aws.metrics import run_metric_values
+    from ccapi_monitor.errors import ExitCode
+    from ccapi_monitor.reports.json_report import build_changes, build_report
+
+    metrics = {name: value for name, (value, _unit) in run_metric_values(summary).items()}
+    quality = evaluate(
+        build_report(summary),
+        build_changes(summary),
+        metrics,
+        regions=regions,
+        history=load_history(reports, before=summary.run_date, t=thresholds),
+        accept=accept,
+        thresholds=thresholds,
+    )
+    update: dict[str, Any] = {"quality": quality}
+    if quality.blocks_publication and summary.exit_code in (ExitCode.OK, ExitCode.PARTIAL):
+        update.update(status="quality_failed", exit_code=int(ExitCode.QUALITY_FAILED))
+    return summary.model_copy(update=update)

@@ -69,7 +69,7 @@ class Region:
 
 
 def default_regions_path() -> Path:
-    """The packaged Java regions file (a copy of the repository's ``regions/java.geojson``)."""
+    """The packaged Java regions file (``regions/java.geojson`` in the repository links to it, so there is one file to edit)."""
     return Path(str(resources.files("ccapi_monitor") / "data" / "java.geojson"))
 
 

@@ -53,10 +53,13 @@ from ccapi_monitor.skip_calendar import SkipCalendar
 Imagery = Literal["earthengine", "stac", "demo"]
 Infrastructure = Literal["overpass", "pbf", "off"]
 MetricsMode = Literal["auto", "cloudwatch", "log", "off"]
+ReportChips = Literal["true-colour", "false-colour", "off"]
 
 log = logging.getLogger(__name__)
 
 RUN_AND_PREFLIGHT = ("run", "preflight")
+#: Ceiling of regions processed at once (threads; Earth Engine regions mostly wait).
+MAX_REGIONS_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,28 @@ class Settings(BaseModel):
     cache: Annotated[str, Source(env="CCAPI_CACHE_URI")] = Field(
         "./.ccapi-cache", description="Checkpoints and caches: s3://bucket/prefix or a local folder."
     )
+    report_chips: Annotated[ReportChips, Source(env="CCAPI_REPORT_CHIPS", commands=("run",))] = Field(
+        "true-colour",
+        description="Before/after image chips of the top new sites in report.html: true-colour, "
+        "false-colour (NIR, red, green) or off.",
+    )
     environment: Annotated[str, Source(env="CCAPI_ENVIRONMENT")] = Field(
         "local", description="Metric dimension and report label."
     )
     max_concurrency: Annotated[
         int | None,
-        Source(env="CCAPI_MAX_CONCURRENCY", show_default="4; with earthengine, half of --ee-max-concurrency"),
-    ] = Field(None, ge=1, le=64, description="Regions in flight.")
+        Source(env="CCAPI_MAX_CONCURRENCY", show_default="4; with earthengine, twice --ee-max-concurrency"),
+    ] = Field(None, ge=1, le=MAX_REGIONS_IN_FLIGHT, description="Regions in flight.")
     region_timeout: Annotated[float, Source(env="CCAPI_REGION_TIMEOUT_SECONDS")] = Field(
         1800.0, gt=0, description="Per-region deadline in seconds."
     )
     force_refresh: Annotated[
         bool, Source(env="CCAPI_FORCE_REFRESH", execution_input=True, commands=("run",))
     ] = Field(False, description="Ignore checkpoints of this week and recompute every region.")
+    accept_quality: Annotated[bool, Source(execution_input=True, commands=("run",))] = Field(
+        False,
+        description="Publish a run whose critical data-quality findings an operator reviewed (docs/quality.md).",
+    )
     auto_confirm: Annotated[bool, Source(env="CCAPI_AUTO_CONFIRM", commands=("run",))] = Field(
         False, description="Run without asking (required without a terminal)."
     )
@@ -278,12 +290,16 @@ class Settings(BaseModel):
 
     @property
     def regions_in_flight(self) -> int:
-        """Earth Engine regions mostly wait on the network (two requests each), so keep enough
-        of them in flight to fill the request limiter; local imagery is bound by the CPUs."""
+        """Earth Engine regions mostly wait on the network (two requests each), so keep more
+        of them in flight than the request limiter has slots: it then always has a queue to
+        serve largest-first, and a slot freed by a region's quicker request is reused at once
+        instead of idling until the region's other request ends (benchmarks/README.md:
+        half the slots' worth of regions ran up to 2x the lower bound). Local imagery is
+        bound by the CPUs."""
         if self.max_concurrency is not None:
             return self.max_concurrency
         if self.imagery == "earthengine":
-            return max(4, -(-self.ee_max_concurrency // 2))
+            return min(MAX_REGIONS_IN_FLIGHT, 2 * self.ee_max_concurrency)
         return 4
 
 

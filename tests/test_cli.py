@@ -1,4 +1,4 @@
-"""The command line contract (ARCHITECTURE.md, "Command line" and "Exit codes")."""
+"""The command line contract (docs/design/cli.md and docs/design/exit-codes.md)."""
 
 from __future__ import annotations
 
@@ -297,3 +297,21 @@ def test_a_terminal_shows_the_plan_and_asks_first(tmp_path: Path, worker_env: di
     assert "Run this plan? [y/N]" in screen
     assert "nothing run: the plan was not confirmed" in screen
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_terminal_run_ends_with_the_top_regions_and_the_report_path(
+    tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    out = tmp_path / "reports"
+    regions = "semarang_port_expansion,jakarta_north_sprawl"
+    args = [f"--regions={regions}", "--imagery=demo", "--run-date=2026-11-23", "--metrics=off"]
+    args += [f"--output={out}", f"--cache={tmp_path / 'c'}"]
+    code, screen = _run_on_a_terminal(args, b"y\n", worker_env, timeout=300)
+    assert code == 0, screen[-3000:]
+    lines = [line.rstrip("\r") for line in screen.splitlines()]
+    header = next(i for i, line in enumerate(lines) if line.startswith("#  region"))
+    ranked = [line.split()[1] for line in lines[header + 1 : header + 3]]
+    assert sorted(ranked) == ["jakarta_north_sprawl", "semarang_port_expansion"]
+    pointer = json.loads((out / "weekly" / "latest.json").read_text())
+    assert lines[-1] == f"report: {out / pointer['html']}"

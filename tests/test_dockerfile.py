@@ -1,7 +1,7 @@
 """The Dockerfile's contract, checked without a container engine (none runs on these machines).
 
 The image is built in the user's CI; these tests make sure what it would build is the image
-ARCHITECTURE.md and docs/deployment.md describe: pinned slim base, dependencies from the lock,
+docs/design/ and docs/deployment.md describe: pinned slim base, dependencies from the lock,
 no compilers in the final stage, a fixed non-root user, exec-form entry point, no secrets.
 The parser here is also used by tests/test_image_install.py to copy the same build context.
 """

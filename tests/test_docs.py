@@ -59,9 +59,15 @@ def test_configuration_reference_names_every_flag_and_variable() -> None:
 
     text = docsgen.render()
     ctx = click.Context(main)
+    commands: list[tuple[str, click.Command]] = []
     for name in main.list_commands(ctx):
         command = main.get_command(ctx, name)
         assert command is not None
+        if isinstance(command, click.Group):  # a group is documented by its subcommands
+            commands += [(f"{name} {sub}", command.commands[sub]) for sub in command.list_commands(ctx)]
+        else:
+            commands.append((name, command))
+    for name, command in commands:
         assert f"`ccapi-monitor {name}`" in text
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden and param.expose_value:

@@ -20,6 +20,7 @@ import pytest
 from shapely.geometry import box, mapping
 
 from ccapi_monitor.aws.metrics import run_metric_values
+from ccapi_monitor.aws.stepfunctions import success_payload
 from ccapi_monitor.models import ChangePolygon, ImageryInfo, RegionResult, RunSummary
 from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.quality import (
@@ -30,6 +31,7 @@ from ccapi_monitor.quality import (
     PublishedReport,
     QualityReport,
     evaluate,
+    gate_run,
     load_history,
     parse_report,
 )
@@ -429,7 +431,7 @@ def _with_corrections(corrected: int, items: int | None) -> dict[str, Any]:
         for i in range(corrected)
     ]
     if items is not None:
-        report["imagery"]["items"] = items
+        report["imagery"]["items_read"] = items
     return report
 
 
@@ -520,3 +522,66 @@ def test_docs_give_every_threshold_with_its_value_and_every_check() -> None:
         re.findall(r"^\| `(\w+)` \| (?:warn|critical|warn / critical) \|", text, flags=re.MULTILINE)
     )
     assert documented == {*INVARIANT_CHECKS, *HISTORY_CHECKS}
+
+
+def test_the_page_shows_the_quality_section_escaped() -> None:
+    from ccapi_monitor.reports.html import render_html
+
+    report, changes, metrics = documents(make_run())
+    report["regions"][0]["observed_fraction"] = 1.3
+    quality = gate(report, changes, metrics, history=_history(weeks=2))
+    page = render_html(make_run().model_copy(update={"quality": quality}))
+    section = page[page.index('<section id="quality"') : page.index("</section>", page.index('id="quality"'))]
+    assert "Data quality: failed" in section
+    assert "Not published." in section
+    assert f"<td>observed_fraction_range</td><td>critical</td><td>{FIRST}</td>" in section
+    assert "Not checked: region_new_area_spike (2 earlier published week(s), 4 needed)" in section
+    assert 'id="quality"' not in render_html(make_run())  # no verdict, no section
+
+    quality = quality.model_copy(
+        update={"findings": [quality.findings[0].model_copy(update={"message": "<script>x</script>"})]}
+    )
+    assert "&lt;script&gt;x&lt;/script&gt;" in render_html(make_run().model_copy(update={"quality": quality}))
+
+
+def _doubled_history_store(tmp_path: Path) -> LocalStore:
+    store = LocalStore(tmp_path / "reports")
+    for weeks in range(1, 5):
+        _publish(store, make_run(RUN_DATE - timedelta(weeks=weeks), persisting_side=0.01 / 2**0.5))
+    return store
+
+
+def test_gate_run_stops_a_publishing_run_and_reports_through_metrics_and_callback(tmp_path: Path) -> None:
+    store = _doubled_history_store(tmp_path)
+    gated = gate_run(make_run(), regions=GEOMETRIES, reports=store)
+    assert (gated.status, gated.exit_code) == ("quality_failed", 5)
+    assert gated.quality is not None
+    assert gated.quality.history_weeks == 4
+    metrics = run_metric_values(gated)
+    assert metrics["DataQualityFailures"] == (float(gated.quality.failures), "Count")
+    assert metrics["DataQualityWarnings"] == (0.0, "Count")
+    payload = success_payload(gated)
+    assert payload["status"] == "quality_failed"
+    assert payload["quality"] == gated.quality.callback_fields()
+    assert payload["quality"]["message"].startswith("data quality failed: 1 critical")
+
+    accepted = gate_run(make_run(), regions=GEOMETRIES, reports=store, accept=True)
+    assert (accepted.status, accepted.exit_code, accepted.quality and accepted.quality.status) == (
+        "succeeded",
+        0,
+        "accepted",
+    )
+
+
+def test_gate_run_keeps_exit_1_when_no_region_succeeded(tmp_path: Path) -> None:
+    all_failed = {name: {"status": "failed"} for name in GEOMETRIES}
+    summary = make_run(overrides=all_failed).model_copy(update={"status": "failed", "exit_code": 1})
+    report, changes, metrics = documents(summary)
+    summary = summary.model_copy(update={"regions": [*summary.regions[:-1]]})  # one region lost: critical
+    gated = gate_run(summary, regions=GEOMETRIES, reports=LocalStore(tmp_path))
+    assert (gated.status, gated.exit_code) == ("failed", 1)
+    assert gated.quality is not None
+    assert gated.quality.status == "failed"
+    assert report["counts"]["failed"] == len(GEOMETRIES)
+    assert changes["features"] == []
+    assert "DataQualityFailures" not in metrics  # no verdict yet: no quality metrics

@@ -34,8 +34,12 @@ def _collection(*features: dict[str, object]) -> dict[str, object]:
     return {"type": "FeatureCollection", "features": list(features)}
 
 
-def test_packaged_regions_are_the_repository_file() -> None:
-    assert default_regions_path().read_bytes() == (REPO / "regions" / "java.geojson").read_bytes()
+def test_the_repository_regions_file_is_the_packaged_one() -> None:
+    """One file to edit: regions/java.geojson is a link to the file the package ships."""
+    linked = REPO / "regions" / "java.geojson"
+    assert linked.is_symlink()
+    assert linked.resolve() == (REPO / "ccapi_monitor" / "data" / "java.geojson").resolve()
+    assert default_regions_path().read_bytes() == linked.read_bytes()
 
 
 @pytest.mark.skipif(not CSV.exists(), reason="shared/data/java_regions.csv not beside the repository")

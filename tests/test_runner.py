@@ -174,8 +174,8 @@ def test_credentials_failing_mid_run_end_the_run_with_exit_4(tmp_path: Path, jav
     assert sum(backend.calls.values()) < 8
 
 
-def test_earthengine_keeps_enough_regions_in_flight_to_fill_the_limiter() -> None:
-    assert Settings(imagery="earthengine", ee_max_concurrency=16).regions_in_flight == 8
-    assert Settings(imagery="earthengine", ee_max_concurrency=40).regions_in_flight == 20
+def test_earthengine_keeps_more_regions_in_flight_than_the_limiter_has_slots() -> None:
+    assert Settings(imagery="earthengine", ee_max_concurrency=16).regions_in_flight == 32
+    assert Settings(imagery="earthengine", ee_max_concurrency=40).regions_in_flight == 64
     assert Settings(imagery="demo").regions_in_flight == 4
     assert Settings(imagery="earthengine", max_concurrency=3).regions_in_flight == 3

@@ -32,6 +32,9 @@ def run_metric_values(summary: RunSummary) -> dict[str, tuple[float, str]]:
         hectares = summary.totals.hectares(change_class)
         if hectares is not None:
             values[name] = (hectares, "None")
+    if summary.quality is not None:  # findings by severity (docs/quality.md); 0 when none
+        values["DataQualityWarnings"] = (float(summary.quality.warnings), "Count")
+        values["DataQualityFailures"] = (float(summary.quality.failures), "Count")
     return values
 
 

@@ -23,7 +23,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from ccapi_monitor.aws.clients import make_client
-from ccapi_monitor.errors import FAILURE_ERROR_NAMES, ExitCode
+from ccapi_monitor.errors import FAILURE_ERROR_NAMES, SUCCESS_CALLBACK_CODES, ExitCode
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.settings import Settings, sources
@@ -98,7 +98,7 @@ def _failed_names(summary: RunSummary) -> list[str]:
 
 
 def success_payload(summary: RunSummary) -> dict[str, Any]:
-    """SendTaskSuccess output (ARCHITECTURE.md, "Step Functions callback"), under 64 KiB."""
+    """SendTaskSuccess output (docs/design/callback.md), under 64 KiB."""
     payload: dict[str, Any] = {
         "status": summary.status,
         "exit_code": summary.exit_code,
@@ -113,6 +113,8 @@ def success_payload(summary: RunSummary) -> dict[str, Any]:
         },
         "report": {kind: summary.report_uris.get(kind) for kind in ("json", "html", "geojson")},
     }
+    if summary.quality is not None:  # the ASL's quality_failed route reads quality.message
+        payload["quality"] = summary.quality.callback_fields()
     return _fit(payload, OUTPUT_BUDGET_BYTES)
 
 
@@ -134,8 +136,20 @@ def failure_cause(exit_code: int, message: str, summary: RunSummary | None) -> d
     return _fit(cause, CAUSE_LIMIT_CHARS, _chars)
 
 
+#: Waits on ``event`` for at most ``seconds``; True when the event was set. Tests pass a fake
+#: that returns at once, so heartbeat timing is tested without sleeping.
+Wait = Callable[[threading.Event, float], bool]
+
+
+def _wait(event: threading.Event, seconds: float) -> bool:
+    return event.wait(seconds)
+
+
 class TaskCallback:
-    """Heartbeats and the final callback for one Step Functions task token (no-op without one)."""
+    """Heartbeats and the final callback for one Step Functions task token (no-op without one).
+
+    A run reports its end through :meth:`report_exit` only (docs/design/callback.md).
+    """
 
     def __init__(
         self,
@@ -144,8 +158,10 @@ class TaskCallback:
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
         client: Any = None,
         on_abort: Callable[[str], None] | None = None,
+        wait: Wait = _wait,
     ) -> None:
         self._token = token or None
+        self._wait = wait
         self.heartbeat_seconds = heartbeat_seconds
         self._client = client
         self._on_abort = on_abort
@@ -201,7 +217,7 @@ class TaskCallback:
 
     def _beat_forever(self) -> None:
         while True:
-            retuned = self._wake.wait(self.heartbeat_seconds)
+            retuned = self._wait(self._wake, self.heartbeat_seconds)
             if self._stop.is_set():
                 return
             if retuned:  # a new interval: wait it out from now
@@ -250,10 +266,23 @@ class TaskCallback:
         text = _dumps(_fit(cause, CAUSE_LIMIT_CHARS, _chars)) if isinstance(cause, dict) else cause
         self._finish("SendTaskFailure", error=error[:ERROR_LIMIT_CHARS], cause=text[:CAUSE_LIMIT_CHARS])
 
-    def report_exit(self, exit_code: int, summary: RunSummary | None, message: str = "") -> None:
-        """The callback the exit code calls for: success for 0/2 with a summary, failure otherwise."""
-        if exit_code in (ExitCode.OK, ExitCode.PARTIAL) and summary is not None:
-            self.succeed(success_payload(summary))
+    def report_exit(
+        self,
+        exit_code: int,
+        summary: RunSummary | None = None,
+        message: str = "",
+        *,
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        """The one final callback for an exit code: success for 0/2/5, failure otherwise.
+
+        Success carries ``output``, else the payload built from ``summary``; a success with
+        neither (a dry run, a declined prompt) sends nothing, as no task waits on it.
+        """
+        if exit_code in SUCCESS_CALLBACK_CODES:
+            payload = output if output is not None else success_payload(summary) if summary else None
+            if payload is not None:
+                self.succeed(payload)
             return
         code = ExitCode(exit_code) if exit_code in ExitCode._value2member_map_ else ExitCode.FAILED
         error = FAILURE_ERROR_NAMES.get(code, FAILURE_ERROR_NAMES[ExitCode.FAILED])

@@ -1,4 +1,4 @@
-"""Imagery backends implementing DETECTION.md: ``earthengine``, ``stac`` and ``demo``."""
+"""Imagery backends implementing docs/design/detection.md: ``earthengine``, ``stac`` and ``demo``."""
 
 from __future__ import annotations
 

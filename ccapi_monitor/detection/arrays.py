@@ -1,4 +1,4 @@
-"""DETECTION.md steps 2-8 as array code: masks, indices, per-pixel statistics, classes,
+"""docs/design/detection.md steps 2-8 as array code: masks, indices, per-pixel statistics, classes,
 minimum mapping unit, equal-area hectares and polygons.
 
 The work splits in two so memory stays bounded: per spatial tile, scenes stream
@@ -76,7 +76,7 @@ def observe(
 
     ``bands`` are surface reflectances (NaN for nodata), or reflectances times one
     positive factor common to the bands. A pixel is clear when its SCL class is kept
-    and every band read is above 0 (DETECTION.md step 1, the same rule as the Earth
+    and every band read is above 0 (docs/design/detection.md step 1, the same rule as the Earth
     Engine graph): with the -0.1 offset of baseline 04.00, dark pixels can go negative,
     and a negative band makes an index meaningless (NDVI above 1). With ``windows``,
     indices a scene's windows do not use are skipped.

@@ -13,7 +13,7 @@ from ccapi_monitor.regions import Region
 
 
 class ImageryBackend(ABC):
-    """Implements DETECTION.md for one imagery source.
+    """Implements docs/design/detection.md for one imagery source.
 
     ``detect`` is called concurrently from several threads (one region each), so
     implementations keep per-region state local. It raises

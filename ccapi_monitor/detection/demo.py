@@ -115,6 +115,15 @@ CLOUD: Final = np.array([0.45, 0.45, 0.46, 0.48, 0.35, 0.25], dtype=np.float32)
 HAZE_WEIGHTS: Final = np.array([1.0, 0.8, 0.6, 0.3, 0.1, 0.05], dtype=np.float32)
 
 PADDY_CYCLE_DAYS: Final = 120
+#: Regions under persistent cloud in the wet season (a highland that rains most afternoons
+#: from November to March): their scenes are at least ``WET_CLOUD_COVER`` clouded while the
+#: season factor (1 mid-January, -1 mid-July) is above ``WET_SEASON``, early November to
+#: late March, so a wet-season run reports them as ``insufficient_observations``, as a real
+#: one would. Constants rather than DemoConfig fields: the config's fingerprint seeds every
+#: scene's clouds, and other regions' scenes must not change with this list.
+CLOUD_PRONE: Final = ("bogor_puncak_highland",)
+WET_SEASON: Final = 0.3
+WET_CLOUD_COVER: Final = 0.97
 
 
 @dataclass(frozen=True)
@@ -394,6 +403,8 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
     cover = float(np.clip(config.cloud_mean + config.cloud_season * wet + 0.25 * rng.standard_normal(), 0, 1))
     if rng.random() < 0.04:
         cover = 1.0
+    if world.region in CLOUD_PRONE and wet > WET_SEASON:
+        cover = max(cover, WET_CLOUD_COVER)
     field2 = 0.7 * _smooth(rng, (h2, w2), 3 * px_per_km) + 0.3 * _smooth(rng, (h2, w2), 0.6 * px_per_km)
     threshold = np.quantile(field2, 1 - cover) if cover > 0 else np.inf
     cloud = field2 >= threshold

@@ -1,4 +1,4 @@
-"""The Earth Engine backend: DETECTION.md as a server-side graph, two requests a region.
+"""The Earth Engine backend: docs/design/detection.md as a server-side graph, two requests a region.
 
 :func:`build_region_graph` is a pure function of (region, run date, parameters): it reads
 every threshold from :class:`~ccapi_monitor.params.DetectionParams`, the same object the
@@ -96,7 +96,7 @@ def _linked_scenes(geometry: EEObject, span: DateWindow) -> EEObject:
 
 
 def _daily_mosaics(linked: EEObject) -> EEObject:
-    """One image per acquisition day (DETECTION.md step 1): the granules (MGRS tiles) of a
+    """One image per acquisition day (docs/design/detection.md step 1): the granules (MGRS tiles) of a
     UTC day mosaicked, per pixel the granule with the highest ``cs_cdf``.
 
     Adjacent tiles overlap by about 10 km; without this a pixel in the overlap would count
@@ -398,7 +398,7 @@ def parse_polygons(region: str, value: dict[str, Any], run_date: date) -> tuple[
 
 
 class EarthEngineBackend(ImageryBackend):
-    """DETECTION.md on Google Earth Engine, quota-aware (see docs/earthengine.md)."""
+    """docs/design/detection.md on Google Earth Engine, quota-aware (see docs/earthengine.md)."""
 
     name: ClassVar[str] = "earthengine"
 

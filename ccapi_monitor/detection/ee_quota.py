@@ -9,7 +9,11 @@ refused, whichever is lower, at most halving it), each success adds ``1/window``
 window regrows by about one slot per round of successful requests.
 
 Waiters are served retries first, then largest expected work first: a heavy-tailed
-long request that starts last is what stretches the batch past its lower bound.
+long request that starts last is what stretches the batch past its lower bound. When a
+burst arrives at an idle limiter (a run's regions all starting), no slot is granted
+until arrivals pause for ``gather_s``, so the burst queues and is ordered instead of the
+first arrivals taking every slot whatever their size (statistics requests cost more
+than polygons ones).
 
 Retries are bounded per failure kind and counted, so a region that cannot be measured
 fails with the Earth Engine message instead of reporting zeros.
@@ -39,6 +43,13 @@ T = TypeVar("T")
 
 #: Earth Engine's per-project limit on concurrent interactive requests.
 PROJECT_QUOTA: Final = 40
+#: How long the first request to an idle limiter waits for the rest of its burst to queue:
+#: a run's regions submit their requests within milliseconds, and 50 ms is nothing next
+#: to an Earth Engine request (tens of seconds), but lets the largest ones start first.
+DEFAULT_GATHER_S: Final = 0.05
+#: Each arrival within the window extends it by ``gather_s`` (a burst from many threads
+#: on a busy CPU spreads over hundreds of milliseconds), up to this many times ``gather_s``.
+GATHER_MAX: Final = 20
 
 
 class FailureKind(StrEnum):
@@ -163,12 +174,16 @@ class AdaptiveLimiter:
         *,
         min_concurrency: int = 1,
         decrease_factor: float = 0.85,
+        gather_s: float = DEFAULT_GATHER_S,
     ) -> None:
         if not 1 <= min_concurrency <= max_concurrency:
             raise ValueError("need 1 <= min_concurrency <= max_concurrency")
         self.max_concurrency = max_concurrency
         self.min_concurrency = min_concurrency
         self.decrease_factor = decrease_factor
+        self.gather_s = gather_s
+        self._gather_until = 0.0  # monotonic time before which no slot is granted (a burst queues)
+        self._gather_opened = 0.0
         self._window = float(max_concurrency)
         self._in_flight = 0
         self._epoch = 0  # bumped on each decrease; a 429 from an older epoch does not shrink again
@@ -189,6 +204,12 @@ class AdaptiveLimiter:
     def in_flight(self) -> int:
         with self._cond:
             return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        with self._cond:
+            return len(self._waiters)
 
     def reconfigure(self, max_concurrency: int) -> None:
         """Change the ceiling (settings are read once per run; tests build their own limiter)."""
@@ -214,20 +235,35 @@ class AdaptiveLimiter:
         """Hold one request slot. Yields the epoch at entry.
 
         Retries go first (their request has already spent time on the critical path),
-        then larger ``priority``, then first come.
+        then larger ``priority``, then first come. The first request to an idle limiter
+        opens a ``gather_s`` window in which the burst it belongs to queues up; each
+        arrival in the window extends it (at most ``GATHER_MAX * gather_s`` in all).
         """
         ticket = (not retry, -priority, next(self._seq))
         with self._cond:
+            now = time.monotonic()
+            if self.gather_s > 0 and self._in_flight == 0 and not self._waiters:
+                self._gather_opened = now
+                self._gather_until = now + self.gather_s
+            elif now < self._gather_until:  # the burst goes on: wait for its stragglers too
+                self._gather_until = min(
+                    self._gather_opened + GATHER_MAX * self.gather_s, now + self.gather_s
+                )
             heapq.heappush(self._waiters, ticket)
             try:
                 while True:
                     self._check_auth()
                     if cancel is not None and cancel.is_set():
                         raise AbortedError("cancelled while waiting for an Earth Engine request slot")
-                    if self._waiters[0] == ticket and self._in_flight < max(1, int(self._window)):
+                    gathering = self._gather_until - time.monotonic()
+                    if (
+                        gathering <= 0
+                        and self._waiters[0] == ticket
+                        and self._in_flight < max(1, int(self._window))
+                    ):
                         break
                     # Timed wait so a cancel set from another thread is noticed without a notify.
-                    self._cond.wait(0.25)
+                    self._cond.wait(min(0.25, gathering) if gathering > 0 else 0.25)
             finally:
                 self._waiters.remove(ticket)
                 heapq.heapify(self._waiters)

@@ -1,7 +1,7 @@
 """The analysis grid of one region: its UTM zone at ``scale_m``, spatial strips, areas.
 
 Every array backend computes on this grid, so equal-area hectares, the region mask
-and the polygons' coordinates all come from one place (DETECTION.md, steps 7-8).
+and the polygons' coordinates all come from one place (docs/design/detection.md, steps 7-8).
 """
 
 from __future__ import annotations

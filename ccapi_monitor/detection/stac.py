@@ -45,6 +45,7 @@ from ccapi_monitor.detection.arrays import (
     scene_counts,
 )
 from ccapi_monitor.detection.base import ImageryBackend, region_result
+from ccapi_monitor.detection.gdal_env import READ_OPTIONS, remote_io_threads
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.errors import AbortedError, DetectionError
 from ccapi_monitor.models import DetectionResult
@@ -83,8 +84,10 @@ DEFAULT_STRIP_ROWS: Final = 512
 #: Scenes in flight per reader thread: enough that readers keep going while the
 #: percentiles of a finished strip are computed (about 5 MB each at 512 x 2200).
 READ_AHEAD: Final = 4
-#: Opening a COG must not list its folder (thousands of files locally, a request remotely).
-GDAL_OPTIONS: Final = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
+#: GDAL settings of every read, each with its reason, in one place (gdal_env).
+GDAL_OPTIONS: Final = READ_OPTIONS
+#: Reader threads for local COGs: decoding is CPU work, one thread per core of the task.
+LOCAL_IO_THREADS: Final = 2
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def check_offset(
     declared: BandScaling,
     max_share: float,
 ) -> tuple[float, OffsetCorrection | None] | None:
-    """The offset the pixels carry (DETECTION.md step 1), or ``None`` when too few pixels judge.
+    """The offset the pixels carry (docs/design/detection.md step 1), or ``None`` when too few pixels judge.
 
     A declared offset that drives more than ``max_share`` of clear vegetation/bare-soil
     pixels below zero was already applied to the pixels: read without it. On a baseline
@@ -224,6 +227,18 @@ def check_offset(
             BASELINE_04_OFFSET,
         )
     return 0.0, None
+
+
+@dataclass
+class RegionClasses:
+    """Steps 2-5 of one region: classes and observed mask on its grid, before steps 6-8."""
+
+    grid: RegionGrid
+    inside: NDArray[np.bool_]
+    classes: NDArray[np.uint8]
+    observed: NDArray[np.bool_]
+    ndbi_now: NDArray[np.float32]
+    clear_days: set[date]
 
 
 @dataclass(frozen=True)
@@ -457,7 +472,7 @@ class OffsetLedger:
 
 
 class StacBackend(ImageryBackend):
-    """DETECTION.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
+    """docs/design/detection.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
 
     name: ClassVar[str] = "stac"
 
@@ -466,15 +481,17 @@ class StacBackend(ImageryBackend):
         params: DetectionParams,
         items: str,
         *,
-        io_threads: int = 2,
+        io_threads: int | None = None,
         strip_rows: int = DEFAULT_STRIP_ROWS,
         collection: str = COLLECTION,
     ) -> None:
+        """``io_threads``: reader threads; by default :data:`LOCAL_IO_THREADS` for local COGs
+        and :func:`~ccapi_monitor.detection.gdal_env.remote_io_threads` for http/s3 ones."""
         super().__init__(params)
         self.items = items
         self.collection = collection
         self.offsets = OffsetLedger()
-        self.io_threads = max(1, io_threads)
+        self.io_threads = None if io_threads is None else max(1, io_threads)
         self.strip_rows = strip_rows
         self._is_api = urlparse(items).scheme in ("http", "https")
         self._collection: list[pystac.Item] | None = None
@@ -577,6 +594,16 @@ class StacBackend(ImageryBackend):
                     raise DetectionError(f"STAC item {item.id}: asset(s) {', '.join(missing)} missing")
         return self.detect_scenes(region, run_date, scenes, cancel)
 
+    def reader_threads(self, scenes: Sequence[Scene]) -> int:
+        """The configured reader threads, else many for remote COGs (they wait on the network)."""
+        if self.io_threads is not None:
+            return self.io_threads
+        for scene in scenes:
+            for item in scene.items:
+                href = asset_href(cast(pystac.Asset, asset_of(item, SCL_ASSET)), self._base)
+                return remote_io_threads() if href.startswith("/vsi") else LOCAL_IO_THREADS
+        return LOCAL_IO_THREADS
+
     def detect_scenes(
         self,
         region: Region,
@@ -587,39 +614,12 @@ class StacBackend(ImageryBackend):
         """Steps 2-8 for one region over the given scenes."""
         params = self.params
         windows = params.windows(run_date)
-        grid = RegionGrid.for_region(region, params.scale_m)
-        inside = grid.mask(region.geometry)
-        classes = np.zeros(grid.shape, dtype=np.uint8)
-        observed = np.zeros(grid.shape, dtype=bool)
-        ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
-        clear_days: set[date] = set()
-        reader = SceneReader(grid, params, self._base, windows, self.offsets)
-        n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
-        strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
-        # One stream over (strip, scene): readers start on the next strip while this
-        # thread computes the percentiles of the last one.
-        tasks = [(rows, scene) for rows in strips for scene in scenes]
-        acc: TileAccumulator | None = None
-        with ThreadPoolExecutor(self.io_threads, thread_name_prefix=f"read-{region.name}") as pool:
-            for (rows, scene), obs in zip(
-                tasks, self._stream(pool, reader, tasks, cancel, region.name), strict=True
-            ):
-                strip_inside = inside[rows[0] : rows[1]]
-                if acc is None:
-                    acc = TileAccumulator(params, windows, strip_inside.shape, n_baseline)
-                if (obs.clear & strip_inside).any():
-                    clear_days.add(obs.day)
-                acc.add(obs)
-                if scene is not scenes[-1]:
-                    continue
-                stats = acc.finish()
-                acc = None
-                strip_classes, strip_observed = classify(stats, params)
-                classes[rows[0] : rows[1]] = strip_classes
-                observed[rows[0] : rows[1]] = strip_observed
-                ndbi_now[rows[0] : rows[1]] = stats.ndbi_now
-        measure = measure_region(classes, observed, inside, grid, params, region.name, ndbi_now)
-        counts = scene_counts(clear_days, windows)
+        raster = self.classify_region(region, run_date, scenes, cancel)
+        grid, inside = raster.grid, raster.inside
+        measure = measure_region(
+            raster.classes, raster.observed, inside, grid, params, region.name, raster.ndbi_now
+        )
+        counts = scene_counts(raster.clear_days, windows)
         details: dict[str, Any] = {
             "grid": {"epsg": grid.epsg, "scale_m": grid.scale_m, "width": grid.width, "height": grid.height},
             "scenes_found": len(scenes),
@@ -648,20 +648,68 @@ class StacBackend(ImageryBackend):
             details=details,
         )
 
+    def classify_region(
+        self,
+        region: Region,
+        run_date: date,
+        scenes: Sequence[Scene],
+        cancel: threading.Event | None = None,
+    ) -> RegionClasses:
+        """Steps 2-5 over the region's grid, strip by strip (the part of detection that reads)."""
+        params = self.params
+        windows = params.windows(run_date)
+        grid = RegionGrid.for_region(region, params.scale_m)
+        inside = grid.mask(region.geometry)
+        classes = np.zeros(grid.shape, dtype=np.uint8)
+        observed = np.zeros(grid.shape, dtype=bool)
+        ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
+        clear_days: set[date] = set()
+        reader = SceneReader(grid, params, self._base, windows, self.offsets)
+        n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
+        strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
+        # One stream over (strip, scene): readers start on the next strip while this
+        # thread computes the percentiles of the last one.
+        tasks = [(rows, scene) for rows in strips for scene in scenes]
+        threads = self.reader_threads(scenes)
+        acc: TileAccumulator | None = None
+        with ThreadPoolExecutor(threads, thread_name_prefix=f"read-{region.name}") as pool:
+            for (rows, scene), obs in zip(
+                tasks, self._stream(pool, threads, reader, tasks, cancel, region.name), strict=True
+            ):
+                strip_inside = inside[rows[0] : rows[1]]
+                if acc is None:
+                    acc = TileAccumulator(params, windows, strip_inside.shape, n_baseline)
+                if (obs.clear & strip_inside).any():
+                    clear_days.add(obs.day)
+                acc.add(obs)
+                if scene is not scenes[-1]:
+                    continue
+                stats = acc.finish()
+                acc = None
+                strip_classes, strip_observed = classify(stats, params)
+                classes[rows[0] : rows[1]] = strip_classes
+                observed[rows[0] : rows[1]] = strip_observed
+                ndbi_now[rows[0] : rows[1]] = stats.ndbi_now
+        return RegionClasses(grid, inside, classes, observed, ndbi_now, clear_days)
+
     def _stream(
         self,
         pool: ThreadPoolExecutor,
+        threads: int,
         reader: SceneReader,
         tasks: Sequence[tuple[tuple[int, int], Scene]],
         cancel: threading.Event | None,
         region_name: str,
     ) -> Iterator[Observation]:
-        """Observations of ``(rows, scene)`` tasks in order, read ahead by a bounded number of threads."""
+        """Observations of ``(rows, scene)`` tasks in order, read ahead by a bounded number of threads.
+
+        At most ``threads + 2 * READ_AHEAD`` observations are pending: each thread busy plus a
+        few finished ones, so memory does not grow with the many threads of remote reads."""
         pending: deque[Future[Observation]] = deque()
         queue = iter(tasks)
         try:
             while True:
-                while len(pending) < READ_AHEAD * self.io_threads:
+                while len(pending) < threads + 2 * READ_AHEAD:
                     task = next(queue, None)
                     if task is None:
                         break

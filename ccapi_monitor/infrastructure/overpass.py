@@ -30,7 +30,7 @@ import requests
 import structlog
 
 from ccapi_monitor.errors import InfrastructureError, InvalidInputError, StoreError
-from ccapi_monitor.infrastructure.base import InfrastructureSource
+from ccapi_monitor.infrastructure.base import InfrastructureSource, MapLine, map_lines
 from ccapi_monitor.infrastructure.features import (
     AREA_RELATION_TYPES,
     Coord,
@@ -231,6 +231,12 @@ class OverpassSource(InfrastructureSource):
         entry = _CacheEntry(now, answer, features)
         self._write_cache(key, query, entry)
         return self._result(region, entry, stale=False)
+
+    def map_lines(self, region: Region) -> list[MapLine]:
+        """The lines of the region's cached answer (the one :meth:`fetch` used), if any."""
+        query = build_query(search_area(region, self.buffer_km).bounds, self.timeout_s)
+        cached = self._read_cache(self.cache_key(region, query))
+        return [] if cached is None else map_lines(region, cached.features)
 
     # -- cache ---------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import structlog
 from shapely.strtree import STRtree
 
 from ccapi_monitor.errors import InfrastructureError
-from ccapi_monitor.infrastructure.base import InfrastructureSource
+from ccapi_monitor.infrastructure.base import InfrastructureSource, MapLine, map_lines
 from ccapi_monitor.infrastructure.features import (
     AREA_RELATION_TYPES,
     TAG_PAIRS,
@@ -171,6 +171,12 @@ class PbfSource(InfrastructureSource):
             fetched_at=index.read_at,
             data_age_days=age,
         )
+
+    def map_lines(self, region: Region) -> list[MapLine]:
+        """The extract's lines in the region's box, if the extract was read (see :meth:`fetch`)."""
+        with self._lock:
+            index = self._index
+        return [] if index is None else map_lines(region, index.within(region.geometry.bounds))
 
     def _file_problem(self) -> str | None:
         if not self.path.is_file():

@@ -42,7 +42,7 @@ from rasterio.features import rasterize
 from rasterio.warp import transform, transform_geom
 from rasterio.windows import Window
 
-from ccapi_monitor.detection.stac import BandScaling, Scene, asset_href
+from ccapi_monitor.detection.stac import BandScaling, OffsetLedger, Scene, asset_href, asset_of
 from ccapi_monitor.errors import CCAPIError
 from ccapi_monitor.models import ChangePolygon
 from ccapi_monitor.params import DetectionParams
@@ -259,11 +259,14 @@ class CogChipSource:
         *,
         style: Style = "true",
         href: Callable[[pystac.Asset], str] | None = None,
+        offsets: OffsetLedger | None = None,
     ) -> None:
         self.scenes = scenes
         self.params = params
         self.style = style
         self.href = href or local_href()
+        #: The backend's verdicts on declared offsets (DETECTION step 1), shared with detection.
+        self.offsets = offsets
 
     def site_chips(
         self, region: Region, polygons: Sequence[ChangePolygon], run_date: date
@@ -298,7 +301,7 @@ class CogChipSource:
             if item is None:
                 continue
             try:
-                style = self.style if all(k in item.assets for k in STYLE_BANDS[self.style]) else "false"
+                style = self.style if all(asset_of(item, k) for k in STYLE_BANDS[self.style]) else "false"
                 read, frame = self._read(scene.day, item, polygon, style)
             except (rasterio.errors.RasterioError, OSError, KeyError, ValueError) as exc:
                 errors.append(f"{item.id}: {exc}")
@@ -320,36 +323,43 @@ class CogChipSource:
     def _read(
         self, day: date, item: pystac.Item, polygon: ChangePolygon, style: Style
     ) -> tuple[_Read, ChipFrame]:
-        keys = dict.fromkeys([*STYLE_BANDS[style], "red", "nir"])
+        """The site's window of one item: raw DN, SCL, then reflectance with the offset the pixels carry."""
         frame: ChipFrame | None = None
         size = 0
-        bands: dict[str, NDArray[np.float32]] = {}
-        valid: NDArray[np.bool_] | None = None
+        dns: dict[str, NDArray[Any]] = {}
+        scalings: dict[str, BandScaling] = {}
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            for key in keys:
-                asset = item.assets[key]
-                scaling = BandScaling.of(asset)
+            for key in dict.fromkeys([*STYLE_BANDS[style], "red", "nir"]):
+                asset = asset_of(item, key)
+                if asset is None:
+                    raise KeyError(f"asset {key!r} missing")
+                scalings[key] = BandScaling.of(asset)
                 with rasterio.open(self.href(asset)) as src:
                     if frame is None:
                         frame = ChipFrame.around(polygon, src.crs.to_string(), abs(src.res[0]))
                         size = int(min(MAX_READ_PX, max(8, round(frame.side_m / abs(src.res[0])))))
-                    dn = _window(src, frame, size, scaling.nodata)
-                ok = scaling.valid(dn)
-                if ok is not None:
-                    valid = ok if valid is None else valid & ok
-                bands[key] = scaling.reflectance(dn)
+                    dns[key] = _window(src, frame, size, scalings[key].nodata)
             assert frame is not None
-            scl_asset = item.assets.get("scl")
+            scl_asset = asset_of(item, "scl")
+            scl = np.full((size, size), self.params.scl_clear[0], dtype=np.uint8)
             if scl_asset is not None:
                 with rasterio.open(self.href(scl_asset)) as src:
-                    scl = _window(src, frame, size, 0)
-                clear = np.isin(scl, self.params.scl_clear)
-            else:
-                clear = np.ones((size, size), dtype=bool)
-        if valid is not None:
-            clear &= valid
-            for key in bands:
-                bands[key] = np.where(valid, bands[key], np.nan).astype(np.float32)
+                    scl = _window(src, frame, size, 0).astype(np.uint8)
+        if self.offsets is not None:  # a mislabelled item is shown as detection read it
+            offset = self.offsets.offset_for(
+                item, dns, scl, scalings["red"], self.params.offset_check_share
+            )
+            if offset is not None:
+                scalings = {key: scaling.with_offset(offset) for key, scaling in scalings.items()}
+        clear = np.isin(scl, self.params.scl_clear)
+        bands = {}
+        for key, dn in dns.items():
+            valid = scalings[key].valid(dn)
+            values = scalings[key].reflectance(dn)
+            if valid is not None:
+                clear &= valid
+                values = np.where(valid, values, np.nan).astype(np.float32)
+            bands[key] = values
         return _Read(day, float(clear[frame.mask(size)].mean()), bands), frame
 
 
@@ -506,18 +516,21 @@ def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None
     """The chip source that reads the same imagery as ``backend`` (``None``: no chips)."""
     from ccapi_monitor.detection.demo import DemoBackend
     from ccapi_monitor.detection.earthengine import EarthEngineBackend
-    from ccapi_monitor.detection.stac import StacBackend
+    from ccapi_monitor.detection.stac import LEGACY_COLLECTION, StacBackend
 
     params: DetectionParams = backend.params
     if isinstance(backend, DemoBackend):
         archive = backend.archive
 
         def demo_scenes(region: Region, run_date: date) -> Sequence[Scene]:
-            items = StacBackend(params, str(archive.items_path(region.name, run_date)))
+            path = str(archive.items_path(region.name, run_date))
+            items = StacBackend(params, path, collection=LEGACY_COLLECTION)  # as DemoBackend.detect reads it
             return items.scenes(region, params.windows(run_date))
 
         # Item hrefs are relative to the items files' folder (one folder for every region).
-        return CogChipSource(demo_scenes, params, style=style, href=local_href(archive.root / "items"))
+        return CogChipSource(
+            demo_scenes, params, style=style, href=local_href(archive.root / "items"), offsets=backend.offsets
+        )
     if isinstance(backend, StacBackend):
         stac: StacBackend = backend
         is_file = "://" not in stac.items
@@ -527,6 +540,7 @@ def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None
             params,
             style=style,
             href=local_href(base),
+            offsets=stac.offsets,
         )
     if isinstance(backend, EarthEngineBackend):
         return EarthEngineChipSource(backend, style=style)

@@ -22,15 +22,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Final
 
-import geopandas as gpd
-import pandas as pd
-import pyarrow as pa
+import functools
+from typing import TYPE_CHECKING
+
 import structlog
 from shapely.geometry import shape
 
 from ccapi_monitor.models import ChangePolygon, RunSummary
 from ccapi_monitor.reports.layout import run_prefix
 from ccapi_monitor.storage import Store
+
+if TYPE_CHECKING:  # geopandas, pandas and pyarrow load only when a run publishes
+    import geopandas as gpd
 
 log = structlog.get_logger(__name__)
 
@@ -77,37 +80,45 @@ def partition_key(table: str, run_date: date) -> str:
     return f"history/{table}/run_date={run_date.isoformat()}/{PART}"
 
 
-#: Arrow types of the columns, so a column that is empty or all null in one week still
-#: has the type Athena's DDL declares (pandas would write Parquet's "null" type).
-_TYPES: Final[dict[str, pa.DataType]] = {
-    "run_id": pa.string(),
-    "run_date": pa.date32(),
-    "region": pa.string(),
-    "class": pa.string(),
-    "change": pa.string(),
-    "area_ha": pa.float64(),
-    "first_detected": pa.date32(),
-    "centroid_lon": pa.float64(),
-    "centroid_lat": pa.float64(),
-    "province": pa.string(),
-    "focus": pa.string(),
-    "tier": pa.int64(),
-    "status": pa.string(),
-    "observed_fraction": pa.float64(),
-    "area_ha_vegetation_clearing": pa.float64(),
-    "area_ha_built_up": pa.float64(),
-    "new_area_ha_vegetation_clearing": pa.float64(),
-    "new_area_ha_built_up": pa.float64(),
-    "polygon_count": pa.int64(),
-    "score": pa.float64(),
-    "label": pa.string(),
-    "infrastructure_score": pa.float64(),
-    "error": pa.string(),
-}
+@functools.cache
+def _types() -> dict[str, Any]:
+    """Arrow types of the columns, so a column that is empty or all null in one week still
+    has the type Athena's DDL declares (pandas would write Parquet's "null" type)."""
+    import pyarrow as pa
+
+    return {
+        "run_id": pa.string(),
+        "run_date": pa.date32(),
+        "region": pa.string(),
+        "class": pa.string(),
+        "change": pa.string(),
+        "area_ha": pa.float64(),
+        "first_detected": pa.date32(),
+        "centroid_lon": pa.float64(),
+        "centroid_lat": pa.float64(),
+        "province": pa.string(),
+        "focus": pa.string(),
+        "tier": pa.int64(),
+        "status": pa.string(),
+        "observed_fraction": pa.float64(),
+        "area_ha_vegetation_clearing": pa.float64(),
+        "area_ha_built_up": pa.float64(),
+        "new_area_ha_vegetation_clearing": pa.float64(),
+        "new_area_ha_built_up": pa.float64(),
+        "polygon_count": pa.int64(),
+        "score": pa.float64(),
+        "label": pa.string(),
+        "infrastructure_score": pa.float64(),
+        "error": pa.string(),
+    }
 
 
 def _frame(rows: list[dict[str, Any]], geometries: list[Any], columns: Sequence[str]) -> gpd.GeoDataFrame:
-    data = {c: pd.array([row[c] for row in rows], dtype=pd.ArrowDtype(_TYPES[c])) for c in columns}
+    import geopandas as gpd
+    import pandas as pd
+
+    types = _types()
+    data = {c: pd.array([row[c] for row in rows], dtype=pd.ArrowDtype(types[c])) for c in columns}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometries, crs=CRS), crs=CRS)
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 from markupsafe import Markup
 
 from ccapi_monitor.models import InfrastructureResult, PreviousRunInfo, RegionResult, RunSummary
 from ccapi_monitor.params import CLASSES
-from ccapi_monitor.reports.chips import Chip, SiteChips
 from ccapi_monitor.reports.maps import (
     CHANGE_COLOURS,
     LABEL_COLOURS,
@@ -33,6 +32,9 @@ from ccapi_monitor.reports.maps import (
     render_region_map,
 )
 from ccapi_monitor.scoring import CLASS_LABELS
+
+if TYPE_CHECKING:  # chips read imagery (rasterio, STAC): loaded only where chips are made
+    from ccapi_monitor.reports.chips import Chip, SiteChips
 
 STATUS_LABELS: Final[dict[str, str]] = {
     "ok": "ok",
@@ -330,6 +332,7 @@ def render_html(
             (colour, f"{kind} {CLASS_LABELS[cls]}") for (kind, cls), colour in CHANGE_COLOURS.items()
         ],
         "problems": _problems(summary.regions),
+        "quality": summary.quality,
         "sections": [
             _section(
                 ranks[r.name],

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
-from ccapi_monitor.models import RunSummary
+from pydantic import BaseModel, ConfigDict, Field
+
+from ccapi_monitor.models import ChangePolygon, ImageryInfo, PreviousRunInfo, RegionResult, RunStatus, RunSummary, Totals
+from ccapi_monitor.quality import QualityReport
+from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.reports.history import PARQUET_TYPE, changes_parquet, write_history
 from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
 from ccapi_monitor.errors import StoreError
@@ -23,47 +27,66 @@ from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
 
-_REGION_FIELDS = (
-    "name",
-    "province",
-    "focus",
-    "priority",
-    "tier",
-    "area_km2",
-    "status",
-    "error",
-    "observed_fraction",
-    "area_ha",
-    "new_area_ha",
-    "polygon_count",
-    "scenes",
-    "infrastructure",
-    "score",
-    "duration_s",
-    "from_checkpoint",
-)
+class RegionReport(RegionResult):
+    """A region as report.json has it: its polygons are published in changes.geojson."""
+
+    polygons: list[ChangePolygon] = Field(default_factory=list, exclude=True)
+
+
+class RunCounts(BaseModel):
+    total: int = Field(ge=0)
+    succeeded: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    insufficient: int = Field(ge=0)
+
+
+class ReportDocument(BaseModel):
+    """One run of the weekly Java land-clearing and construction monitor. Areas in hectares on
+    an equal-area basis (docs/design/report.md)."""
+
+    model_config = ConfigDict(
+        title="ccapi-monitor weekly report (report.json)", json_schema_serialization_defaults_required=True
+    )
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    #: The pattern new_run_id() produces; stated in the schema, not enforced on test fixtures.
+    run_id: str = Field(json_schema_extra={"pattern": r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$"})
+    run_date: date
+    status: RunStatus
+    exit_code: int = Field(ge=0)
+    environment: str
+    generated_at: str
+    imagery: ImageryInfo
+    windows: Windows
+    parameters: DetectionParams
+    previous_run: PreviousRunInfo
+    counts: RunCounts
+    regions: list[RegionReport] = Field(min_length=1)
+    totals: Totals
+    duration_s: float = Field(ge=0)
+    #: The data-quality gate's verdict (docs/quality.md); null when the gate did not run.
+    quality: QualityReport | None = None
 
 
 def build_report(summary: RunSummary) -> dict[str, Any]:
-    """The machine-readable report; validated against ``docs/report.schema.json`` in tests."""
-    regions = [r.model_dump(mode="json", include=set(_REGION_FIELDS)) for r in summary.regions]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": summary.run_id,
-        "run_date": summary.run_date.isoformat(),
-        "status": summary.status,
-        "exit_code": summary.exit_code,
-        "environment": summary.environment,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "imagery": summary.imagery.model_dump(mode="json"),
-        "windows": summary.windows.model_dump(mode="json"),
-        "parameters": summary.parameters.model_dump(mode="json"),
-        "previous_run": summary.previous_run.model_dump(mode="json", exclude_none=True),
-        "counts": summary.counts(),
-        "regions": regions,
-        "totals": summary.totals.model_dump(mode="json"),
-        "duration_s": round(summary.duration_s, 3),
-    }
+    """The machine-readable report; its JSON Schema (docs/report.schema.json) is generated from
+    :class:`ReportDocument` by ``make report-schema``."""
+    document = ReportDocument.model_validate(
+        {
+            **summary.model_dump(include={"run_id", "run_date", "status", "exit_code", "environment"}),
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "imagery": summary.imagery,
+            "windows": summary.windows,
+            "parameters": summary.parameters,
+            "previous_run": summary.previous_run,
+            "counts": summary.counts(),
+            "regions": [r.model_dump() for r in summary.regions],
+            "totals": summary.totals,
+            "duration_s": round(summary.duration_s, 3),
+            "quality": summary.quality,
+        }
+    )
+    return document.model_dump(mode="json")
 
 
 def build_changes(summary: RunSummary) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Final
 
 LATEST_KEY = "weekly/latest.json"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Final = "1.0"
 
 
 def run_prefix(run_date: date, run_id: str) -> str:

@@ -15,11 +15,11 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ccapi_monitor.infrastructure.base import MapLine
 from ccapi_monitor.models import ChangePolygon
 
 #: Fill colour per (change, class): warm = new this week, cool = seen last week too.
@@ -40,10 +40,10 @@ REGION_FILL: Final = "#f7f4ec"
 #: Java's land under the overview (the sea stays white) and its coastline.
 LAND_FILL: Final = "#ecebe4"
 COAST_EDGE: Final = "#8c8c84"
-#: Line colour and width (output pixels) per OSM line kind on region maps.
+#: Line colour and width (output pixels) per OSM line category on region maps.
 LINE_STYLES: Final[dict[str, tuple[str, float]]] = {
     "major_road": ("#d6604d", 1.6),
-    "road_under_construction": ("#f4a582", 1.2),
+    "road_construction": ("#f4a582", 1.2),
     "railway": ("#252525", 1.2),
 }
 REGION_EDGE: Final = "#4d4d4d"
@@ -55,12 +55,6 @@ _KM_PER_DEG_LAT: Final = 111.32
 Ring = list[tuple[float, float]]
 
 
-@dataclass(frozen=True)
-class MapLine:
-    """An OSM line drawn for context on a region map: its kind (a :data:`LINE_STYLES` key) and lon/lat vertices."""
-
-    kind: str
-    coordinates: tuple[tuple[float, float], ...]
 
 
 def data_uri(image: bytes, mime: str = "image/png") -> str:

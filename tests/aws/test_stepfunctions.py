@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -43,20 +44,56 @@ def _wait(predicate: Any, timeout: float = 10.0) -> bool:
 
 
 @pytest.mark.slow
-def test_heartbeats_keep_the_task_alive_and_success_becomes_the_output(moto_server: MotoServer) -> None:
-    """HeartbeatSeconds=1 on the task; the "run" takes 2.5 s and heartbeats every 0.25 s."""
-    execution = start_waiting_execution(moto_server, heartbeat_seconds=1)
-    callback = TaskCallback(execution.token, heartbeat_seconds=0.25)
+class ScriptedWait:
+    """A fake for TaskCallback's ``wait``: no real time passes.
+
+    Each call takes the next step of ``script``: ``"elapse"`` returns at once as if the
+    interval had passed; ``"block"`` waits until the callback wakes the heartbeat thread (a new
+    interval, or stop). After the script it blocks until stop and sets ``done``.
+    """
+
+    def __init__(self, *script: str) -> None:
+        self.script = list(script)
+        self.intervals: list[float] = []
+        self.done = threading.Event()
+
+    def __call__(self, event: threading.Event, seconds: float) -> bool:
+        self.intervals.append(seconds)
+        step = self.script.pop(0) if self.script else None
+        if step == "elapse":
+            return event.is_set()
+        if step is None:
+            self.done.set()
+        return event.wait()
+
+
+def _record_calls(client: Any, operation: str) -> list[dict[str, Any]]:
+    """The parameters of every ``operation`` call made with ``client``, in order."""
+    calls: list[dict[str, Any]] = []
+    client.meta.events.register(
+        f"provide-client-params.states.{operation}", lambda params, **_: calls.append(params)
+    )
+    return calls
+
+
+def test_heartbeats_reach_the_execution_and_success_becomes_the_output(moto_server: MotoServer) -> None:
+    execution = start_waiting_execution(moto_server)
+    client = make_client("stepfunctions")
+    heartbeats = _record_calls(client, "SendTaskHeartbeat")
+    wait = ScriptedWait("elapse", "elapse", "elapse")
+    callback = TaskCallback(execution.token, heartbeat_seconds=30, client=client, wait=wait)
     callback.start()
-    time.sleep(2.5)
+    assert wait.done.wait(10)
+    assert len(heartbeats) == 4  # one at start, one per elapsed interval
+    assert wait.intervals == [30, 30, 30, 30]
+    assert not callback.aborted.is_set()  # Step Functions accepted every one
     assert (
         moto_server.client("stepfunctions").describe_execution(executionArn=execution.execution_arn)["status"]
         == "RUNNING"
     )
-    assert not callback.aborted.is_set()
 
     summary = make_summary(ok=3, failed=1)
-    callback.succeed(success_payload(summary))
+    callback.report_exit(ExitCode.PARTIAL, summary)
 
     described = wait_for_execution(moto_server, execution.execution_arn)
     assert described["status"] == "SUCCEEDED"
@@ -67,6 +104,23 @@ def test_heartbeats_keep_the_task_alive_and_success_becomes_the_output(moto_serv
     assert output["failed_regions"] == [summary.regions[3].name]
     assert output["report"]["json"].endswith("/report.json")
     assert output["hectares"] == {"vegetation_clearing": 24.0, "built_up": 6.0}
+
+
+def test_the_settings_interval_replaces_the_default_at_once() -> None:
+    """Settings are validated after the first heartbeat; their interval applies from then on."""
+    client = make_client("stepfunctions")
+    with Stubber(client) as stub:
+        for _ in range(2):
+            stub.add_response("send_task_heartbeat", {}, {"taskToken": "tok"})
+        wait = ScriptedWait("block", "elapse")
+        callback = TaskCallback("tok", client=client, wait=wait)
+        callback.start()  # heartbeat 1, then waits the default interval
+        settings = resolve({}, None, {"CCAPI_HEARTBEAT_SECONDS": "15"})
+        callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+        assert wait.done.wait(10)
+        callback.stop()
+        stub.assert_no_pending_responses()  # heartbeat 2 came after the new interval
+    assert wait.intervals == [Settings().heartbeat_seconds, 15.0, 15.0]
 
 
 @pytest.mark.slow
@@ -97,21 +151,10 @@ def test_stopped_execution_makes_the_next_heartbeat_abort(moto_server: MotoServe
     assert [e["event"] for e in logs] == ["callback_skipped"]
 
 
-def _capture_params(client: Any, operation: str) -> dict[str, Any]:
-    """Record the parameters of ``operation`` calls made with ``client``."""
-    sent: dict[str, Any] = {}
-
-    def capture(params: dict[str, Any], **_kwargs: Any) -> None:
-        sent.update(params)
-
-    client.meta.events.register(f"provide-client-params.states.{operation}", capture)
-    return sent
-
-
 def test_failure_reaches_the_execution_with_error_name_and_json_cause(moto_server: MotoServer) -> None:
     execution = start_waiting_execution(moto_server)
     client = make_client("stepfunctions")
-    sent = _capture_params(client, "SendTaskFailure")
+    calls = _record_calls(client, "SendTaskFailure")
     callback = TaskCallback(execution.token, client=client)
     callback.start()
     callback.report_exit(ExitCode.SIGTERM, make_summary(ok=1, failed=1), "interrupted: received SIGTERM")
@@ -120,7 +163,7 @@ def test_failure_reaches_the_execution_with_error_name_and_json_cause(moto_serve
     assert failure_event(moto_server, execution.execution_arn)["error"] == "CCAPI.Aborted"
     # moto drops the cause on the floor (its SendTaskFailure handler reads only the error),
     # so the cause is checked as sent.
-    cause = json.loads(sent["cause"])
+    cause = json.loads(calls[-1]["cause"])
     assert cause["exit_code"] == 143
     assert cause["status"] == "aborted"
     assert cause["message"] == "interrupted: received SIGTERM"
@@ -142,6 +185,15 @@ def test_report_exit_names_the_error(code: ExitCode, error: str) -> None:
         stub.add_response("send_task_failure", {}, {"taskToken": "tok", "error": error, "cause": ANY})
         TaskCallback("tok", client=client).report_exit(code, None, "boom")
         stub.assert_no_pending_responses()
+
+
+def test_report_exit_without_a_payload_sends_nothing() -> None:
+    """A dry run or a declined prompt: no task waits on it, so no callback is made."""
+    client = make_client("stepfunctions")
+    successes, failures = _record_calls(client, "SendTaskSuccess"), _record_calls(client, "SendTaskFailure")
+    with Stubber(client):  # nothing queued: a call could not reach anything
+        TaskCallback("tok", client=client).report_exit(ExitCode.OK)
+    assert successes == failures == []
 
 
 def test_report_exit_succeeds_for_ok_and_partial() -> None:
@@ -254,12 +306,12 @@ def test_failure_cause_fits_the_32768_character_limit() -> None:
 
 def test_fail_sends_a_cause_within_limits_even_for_huge_text() -> None:
     client = make_client("stepfunctions")
-    sent = _capture_params(client, "SendTaskFailure")
+    calls = _record_calls(client, "SendTaskFailure")
     with Stubber(client) as stub:
         stub.add_response("send_task_failure", {}, None)
         TaskCallback("tok", client=client).fail("E" * 1000, "y" * 50_000)
-    assert len(sent["cause"]) == CAUSE_LIMIT_CHARS
-    assert len(sent["error"]) == 256
+    assert len(calls[-1]["cause"]) == CAUSE_LIMIT_CHARS
+    assert len(calls[-1]["error"]) == 256
 
 
 # -- secrets ------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def _service_order(requests: list[tuple[str, float, bool]]) -> list[str]:
     waiters = [threading.Thread(target=waiter, args=request) for request in requests]
     for t in waiters:
         t.start()
-    while len(limiter._waiters) < len(requests):
+    while limiter.waiting < len(requests):
         time.sleep(0.001)
     gate.set()
     for t in [first, *waiters]:
@@ -264,3 +264,54 @@ def test_shared_limiter_is_one_per_process() -> None:
 def test_retries_go_before_fresh_requests() -> None:
     requests = [("fresh-large", 900.0, False), ("retry-small", 100.0, True), ("fresh-small", 100.0, False)]
     assert _service_order(requests) == ["retry-small", "fresh-large", "fresh-small"]
+
+
+def test_a_burst_at_an_idle_limiter_is_served_largest_first() -> None:
+    """Without the gather window the first arrival takes a free slot whatever its size.
+
+    Two free slots, and the small request arrives first at an idle limiter: it opens the
+    window, the two large ones queue behind it within the window, and they get the slots.
+    """
+    limiter = AdaptiveLimiter(2, gather_s=2.0)
+    order: list[str] = []
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def request(name: str, priority: float) -> None:
+        with limiter.slot(priority=priority):
+            with lock:
+                order.append(name)
+            gate.wait(5)
+
+    small = threading.Thread(target=request, args=("small", 1.0))
+    small.start()
+    while limiter.waiting < 1:
+        time.sleep(0.001)
+    large = [threading.Thread(target=request, args=(f"large{i}", 100.0)) for i in range(2)]
+    for t in large:
+        t.start()
+    while len(order) < 2:
+        time.sleep(0.001)
+    assert sorted(order) == ["large0", "large1"]  # the small one waits although it came first
+    assert limiter.waiting == 1
+    gate.set()
+    for t in [small, *large]:
+        t.join()
+    assert order[2] == "small"
+
+
+def test_no_gather_window_while_requests_are_in_flight() -> None:
+    """Only an idle limiter gathers: a request arriving beside a running one is served at once."""
+    limiter = AdaptiveLimiter(2, gather_s=0.0)
+    entered = threading.Event()
+
+    def second() -> None:
+        with limiter.slot():
+            entered.set()
+
+    with limiter.slot():
+        limiter.gather_s = 600.0  # would hold the second request for 10 minutes if it applied
+        t = threading.Thread(target=second)
+        t.start()
+        assert entered.wait(60)
+    t.join()

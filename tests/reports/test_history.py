@@ -10,8 +10,10 @@ from pathlib import Path
 import duckdb
 import geopandas as gpd
 import pytest
+from click.testing import CliRunner
 from shapely.geometry import shape
 
+from ccapi_monitor.cli import main
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.reports.history import changes_parquet, partition_key, rebuild_history
 from ccapi_monitor.reports.json_report import build_changes, publish_reports
@@ -163,3 +165,23 @@ def test_two_demo_weeks_and_a_rerun_through_the_worker(tmp_path: Path, worker_en
     assert rows == expected
     regions = _query(out, "SELECT run_date, region, status FROM regions ORDER BY 1")
     assert regions == [(WEEK1, region[0], "ok"), (WEEK2, region[0], "ok")]
+    # The page of each run carries the before/after chips of the region's top new sites.
+    page = (newest[WEEK1.isoformat()] / "report.html").read_text()
+    assert page.count('<li class="site">') == min(5, sum(1 for f in json.loads((newest[WEEK1.isoformat()] / "changes.geojson").read_text())["features"] if f["properties"]["change"] == "new"))
+    assert "data:image/jpeg;base64," in page
+
+
+def test_rebuild_command(tmp_path: Path, base):
+    summary, outlines = base
+    store = LocalStore(tmp_path)
+    publish_reports(store, _week(summary, WEEK1, "20261123T060000Z-aaaaaa", keep=1), "<html></html>")
+    (tmp_path / partition_key("changes", WEEK1)).unlink()  # a lost partition
+    result = CliRunner().invoke(main, ["history", "rebuild", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == ["2026-11-23  20261123T060000Z-aaaaaa", "history rebuilt: 1 week"]
+    assert _query(tmp_path, "SELECT count(*) FROM changes") == [(sum(min(1, len(r.polygons)) for r in summary.regions),)]
+    assert _query(tmp_path, "SELECT count(geometry) FROM regions") == [(29,)]  # outlines from the packaged regions
+    empty = CliRunner().invoke(main, ["history", "rebuild", "--output", str(tmp_path / "typo")])
+    assert empty.exit_code == 3
+    assert "nothing to rebuild the history from" in empty.stderr
+    assert not (tmp_path / "typo").exists()

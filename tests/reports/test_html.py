@@ -225,6 +225,7 @@ def test_maps_are_valid_pngs_one_per_region_plus_overview(built):
 def test_demo_is_visible_and_absent_for_real_imagery(built):
     summary, geometries, page = built
     assert 'id="demo-banner"' in page
+    assert 'id="demo-note"' in page and "Every figure on this page is synthetic" in page
     assert page.count(">DEMO</span>") == len(summary.regions)
     real, _ = build_summary(source="earthengine")
     real_page = render_html(real, region_geometries=geometries)

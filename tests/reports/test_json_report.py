@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from ccapi_monitor.models import ChangePolygon, InvestmentScore, RegionResult, RunSummary
+from tools import report_schema
 from ccapi_monitor.reports.json_report import build_changes, build_report, publish_reports
 from ccapi_monitor.reports.history import partition_key
 from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
@@ -78,6 +79,14 @@ def test_report_validates_against_the_published_schema() -> None:
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(report)
     assert report["counts"] == {"total": 3, "succeeded": 1, "failed": 1, "insufficient": 1}
     assert "polygons" not in report["regions"][0]  # polygons live in changes.geojson
+
+
+def test_the_schema_is_generated_from_the_models() -> None:
+    path = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
+    assert path.read_text(encoding="utf-8") == report_schema.render(), (
+        "docs/report.schema.json is stale: run `make report-schema` and commit it"
+    )
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
 def test_schema_rejects_zero_hectares_for_an_unmeasured_region() -> None:

@@ -7,11 +7,15 @@ import io
 import math
 from datetime import date
 
+from pathlib import Path
+
 import pytest
 from PIL import Image, ImageColor
 from shapely.geometry import Polygon, box, mapping, shape
 
+from ccapi_monitor.infrastructure.pbf import PbfSource
 from ccapi_monitor.models import ChangePolygon
+from ccapi_monitor.regions import load_regions
 from ccapi_monitor.reports.maps import (
     CHANGE_COLOURS,
     LABEL_COLOURS,
@@ -148,3 +152,33 @@ def test_region_map_draws_roads_and_railways_under_the_polygons():
     assert close_to(pixel_at(png, 107.1, -6.35), LINE_STYLES["railway"][0], 40)
     assert close_to(pixel_at(png, 107.17, -6.3), CHANGE_COLOURS[("new", "built_up")], 20)
     assert close_to(pixel_at(png, 107.05, -6.25), REGION_FILL)
+
+
+DEMO_OSM = Path(__file__).resolve().parents[2] / "ccapi_monitor" / "data" / "demo_java.osm.pbf"
+
+
+def test_region_maps_get_the_lines_the_pbf_source_read():
+    """The bundled synthetic extract through the real PBF reader: lines only once read, clipped to the box."""
+    regions = {r.name: r for r in load_regions()}
+    source = PbfSource(DEMO_OSM)
+    coastal = regions["semarang_port_expansion"]  # the north toll road, the railway and a primary road cross it
+    assert source.map_lines(coastal) == []  # nothing read yet: nothing drawn, nothing fetched
+    source.fetch(coastal)
+    lines = source.map_lines(coastal)
+    assert {line.kind for line in lines} == {"major_road", "railway"}
+    west, south, east, north = coastal.geometry.bounds
+    for line in lines:
+        assert all(west - 1e-9 <= x <= east + 1e-9 and south - 1e-9 <= y <= north + 1e-9 for x, y in line.coordinates)
+    assert source.map_lines(regions["jember_southern_coast"]) == []  # nothing crosses the south coast
+    png = render_region_map(mapping(coastal.geometry), [], lines=lines, width=520)
+    assert png is not None
+    pixels = Image.open(io.BytesIO(png)).convert("RGB").get_flattened_data()
+    assert any(close_to(tuple(c), LINE_STYLES["major_road"][0], 30) for c in pixels)  # type: ignore[arg-type]
+
+
+def test_demo_extract_spreads_the_infrastructure_scores():
+    """Synthetic, but shaped like Java: north-coast regions score far above the south coast."""
+    source = PbfSource(DEMO_OSM)
+    scores = {r.name: source.fetch(r).score or 0.0 for r in load_regions()}
+    assert scores["semarang_port_expansion"] > 50 > 5 > scores["jember_southern_coast"]
+    assert len({round(s, -1) for s in scores.values()}) >= 5

@@ -269,7 +269,7 @@ class Container:
 
 
 def callback_payload(status: str, failed_regions: tuple[str, ...] = (), total: int = 29) -> dict[str, Any]:
-    """A worker result as ARCHITECTURE.md defines it ("Step Functions callback")."""
+    """A worker result as docs/design/callback.md defines it."""
     run_id = "20261123T060000Z-abc123"
     base = f"s3://ccapi-reports/weekly/2026-11-23/{run_id}"
     return {

@@ -23,6 +23,7 @@ import requests
 from moto import mock_aws
 
 from ccapi_monitor import slack_notifier
+from ccapi_monitor.quality import QualityFinding, QualityReport
 from tests.asl_validator import validate_asl
 from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
@@ -579,6 +580,58 @@ def test_unexpected_status_is_a_failure(stack: Stack) -> None:
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
     [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["error"]["Error"] == "CCAPI.UnexpectedStatus"
+
+
+@pytest.mark.slow
+def test_quality_failed_run_notifies_with_the_report_and_fails_data_quality(stack: Stack) -> None:
+    """Exit 5: the worker answers success with status quality_failed; the execution must not succeed."""
+    quality = QualityReport(
+        status="failed",
+        checks=["java_area_jump"],
+        findings=[
+            QualityFinding(
+                name="java_area_jump",
+                severity="critical",
+                message="Java-wide detected built_up is 2801.9 ha against a median of 1401.0 ha (2.0x)",
+                value=2801.9,
+                limit=2521.8,
+            )
+        ],
+    )
+    payload = {
+        **callback_payload("succeeded"),
+        "status": "quality_failed",
+        "exit_code": 5,
+        "quality": quality.callback_fields(),
+    }
+    message = quality.summary_line()
+    execution = stack.start()
+    _pass_preflight(stack)
+    run = stack.container.next_run()
+    stack.container.wait_listening(run)  # under load moto takes a moment to accept the token
+    stack.container.succeed(run, payload)
+
+    final = stack.finish(execution)
+    assert (final["status"], final["error"], final["cause"]) == ("FAILED", "CCAPI.DataQualityFailed", message)
+    [note] = stack.messages(stack.failure_queue)
+    assert (
+        note["Subject"]
+        == f"[ccapi-monitor {ENVIRONMENT}] weekly run 2026-11-23 QUALITY FAILED: not published"
+    )
+    body = note["Message"]
+    _assert_operator_fields(body, execution)
+    assert (body["error"], body["cause"], body["status"]) == (
+        "CCAPI.DataQualityFailed",
+        message,
+        "quality_failed",
+    )
+    assert body["report"] == payload["report"]
+    assert body["quality"] == payload["quality"]
+    assert message in body["summary"]
+    assert "accept_quality" in body["summary"]
+    assert stack.messages(stack.success_queue) == []
+    assert stack.metric_values("WeeklyMonitoringSuccess") == []
+    assert len(stack.container.runs) == 2  # a quality failure is not retried
 
 
 # --- the real worker as the container ---------------------------------------------------------
