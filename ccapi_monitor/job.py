@@ -27,6 +27,7 @@ from ccapi_monitor.errors import AbortedError, CCAPIError, ExitCode, InvalidInpu
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
+from ccapi_monitor.market.sources import build_source, load_market
 from ccapi_monitor.models import ImageryInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
 from ccapi_monitor.quality import gate_run
@@ -186,6 +187,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         params=params,
         previous=load_previous_run(reports, before=settings.run_date),
         imagery_info=imagery,
+        market=load_market(build_source(settings, cache), regions, settings.run_date),
     )
     run_id = new_run_id()
     tracer = Tracer(settings.xray)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.params import CLASSES, DetectionParams, Windows
 from ccapi_monitor.quality import QualityReport
 
@@ -168,6 +169,8 @@ class RegionResult(BaseModel):
     score: InvestmentScore | None = None
     #: The previous run this region's polygons were labelled against; ``None``: all are new.
     compared_against: PreviousRunRef | None = None
+    #: Land price, trend, listing count and source (docs/market.md); ``None`` in results from before it.
+    market: MarketFigures | None = None
     duration_s: float = 0.0
     from_checkpoint: bool = False
 

@@ -35,6 +35,8 @@ from ccapi_monitor.errors import (
     RegionTimeoutError,
 )
 from ccapi_monitor.infrastructure.base import InfrastructureSource
+from ccapi_monitor.market.base import MarketData, region_figures
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.models import (
     NO_PREVIOUS_RUN_NOTE,
     ChangePolygon,
@@ -89,6 +91,8 @@ class RunDependencies:
     params: DetectionParams
     imagery_info: ImageryInfo
     previous: PreviousRun | None = None
+    #: The run's market data, loaded once (docs/market.md); ``None``: regions carry no market figures.
+    market: MarketData | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -220,8 +224,17 @@ class Runner:
             log.warning("infrastructure_failed", region=region.name, error=str(exc))
             return InfrastructureResult(source=source.name, status="error", error=str(exc))
 
+    def _market(self, region: Region) -> MarketFigures | None:
+        if self.deps.market is None:
+            return None
+        return region_figures(region, self.deps.market, self.settings.run_date, self.deps.prices)
+
     def _score(
-        self, region: Region, new_area: dict[str, float] | None, infrastructure: InfrastructureResult | None
+        self,
+        region: Region,
+        new_area: dict[str, float] | None,
+        infrastructure: InfrastructureResult | None,
+        market: MarketFigures | None,
     ) -> InvestmentScore:
         return score_region(
             new_area_ha=new_area,
@@ -229,6 +242,7 @@ class Runner:
             infrastructure=infrastructure,
             tier=region.tier,
             prices=self.deps.prices,
+            market=market,
         )
 
     def process_region(self, region: Region, cancel: threading.Event) -> RegionResult:
@@ -250,9 +264,13 @@ class Runner:
         cached = self._load_checkpoint(region)
         if cached is not None:
             log.info("region_reused", status=cached.status)
-            # Scoring is pure and cheap: redo it so a new land-price table applies to reused regions.
+            # Market figures and scoring are pure and cheap: redo them so this run's prices apply.
+            market = self._market(region)
             return cached.model_copy(
-                update={"score": self._score(region, cached.new_area_ha, cached.infrastructure)}
+                update={
+                    "market": market,
+                    "score": self._score(region, cached.new_area_ha, cached.infrastructure, market),
+                }
             )
         detection = self.deps.backend.detect(region, self.settings.run_date, cancel)
         prior = self.deps.previous
@@ -262,7 +280,8 @@ class Runner:
         if detection.status == "ok":
             polygons, new_area = label_changes(detection.polygons, previous, self.settings.run_date)
         infrastructure = self._infrastructure(region)
-        score = self._score(region, new_area, infrastructure)
+        market = self._market(region)
+        score = self._score(region, new_area, infrastructure, market)
         result = RegionResult(
             **self._base(region),
             status=detection.status,
@@ -273,6 +292,7 @@ class Runner:
             polygons=polygons,
             scenes=detection.scenes,
             infrastructure=infrastructure,
+            market=market,
             score=score,
             duration_s=round(time.monotonic() - started, 3),
         )

@@ -47,6 +47,8 @@ from pydantic import (
 )
 
 from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.market import sample_feed_path
+from ccapi_monitor.market.models import MarketSourceName
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.skip_calendar import SkipCalendar
 
@@ -213,6 +215,32 @@ class Settings(BaseModel):
     land_prices: Annotated[Path | None, Source(env="CCAPI_LAND_PRICES_FILE")] = Field(
         None, description="CSV/JSON overriding the benchmark land price per market tier."
     )
+    # Market data (docs/market.md)
+    market: Annotated[
+        MarketSourceName,
+        Source(
+            env="CCAPI_MARKET",
+            commands=("run",),
+            show_default="static; feed (synthetic sample) with --imagery demo",
+        ),
+    ] = Field("static", description="Market data source of the score's market term and the report.")
+    market_feed: Annotated[str | None, Source(env="CCAPI_MARKET_FEED", commands=("run",))] = Field(
+        None, description="--market feed: price feed URI (path, s3:// or https://; CSV, JSON or Parquet)."
+    )
+    market_feed_token: Annotated[SecretStr | None, _env_only("CCAPI_MARKET_FEED_TOKEN")] = Field(
+        None, description="Bearer token for an HTTPS price feed; never logged."
+    )
+    market_listings: Annotated[tuple[str, ...], Source(env="CCAPI_MARKET_LISTINGS", commands=("run",))] = (
+        Field(
+            (),
+            description="--market listings: listing pages, URL or REGION=URL (repeatable, or comma-separated).",
+        )
+    )
+    enable_scraping: Annotated[
+        bool, Source(env="CCAPI_ENABLE_SCRAPING", execution_input=True, commands=("run",))
+    ] = Field(
+        True, description="Fetch market data over the network; off: cached copies or the static table only."
+    )
     detection: DetectionParams = Field(default_factory=DetectionParams)
 
     # -- textual forms -------------------------------------------------------------------------
@@ -253,7 +281,7 @@ class Settings(BaseModel):
             raise ValueError(f"{value} is in the future: no imagery exists for it yet")
         return value
 
-    @field_validator("regions", "overpass_endpoints", mode="before")
+    @field_validator("regions", "overpass_endpoints", "market_listings", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         """A list, a comma-separated string, or repeated flags that may each hold commas."""
@@ -268,9 +296,14 @@ class Settings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _infrastructure_default(cls, values: Any) -> Any:
-        """The demo imagery runs offline: no OSM unless asked for."""
+        """The demo imagery runs offline: no OSM unless asked for, market figures from the sample feed."""
         if isinstance(values, dict) and values.get("infrastructure") is None:
             values = {**values, "infrastructure": "off" if values.get("imagery") == "demo" else "overpass"}
+        if isinstance(values, dict) and values.get("imagery") == "demo":
+            if values.get("market") is None:
+                values = {**values, "market": "feed"}
+            if values.get("market") == "feed" and values.get("market_feed") is None:
+                values = {**values, "market_feed": str(sample_feed_path())}
         return values
 
     # -- rules between settings ------------------------------------------------------------------
@@ -308,6 +341,8 @@ class Settings(BaseModel):
 REQUIRES: tuple[tuple[str, object, str], ...] = (
     ("imagery", "stac", "stac_items"),
     ("infrastructure", "pbf", "osm_pbf"),
+    ("market", "feed", "market_feed"),
+    ("market", "listings", "market_listings"),
 )
 #: Pairs of settings that may not both be given.
 EXCLUSIVE: tuple[tuple[str, str], ...] = (("regions", "regions_count"),)

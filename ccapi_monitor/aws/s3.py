@@ -120,41 +120,33 @@ class S3Store(Store):
 
     def write_if(self, key: str, data: bytes, content_type: str, *, expected: str | None) -> bool:
         """S3 conditional write: ``If-Match: expected`` or, for a new object, ``If-None-Match: *``."""
-        full = self._key(key)
         condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
-        extra: dict[str, str] = {}
-        if self.kms_key_id:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return self._put(self._key(key), data, content_type, condition)
+
+    def write_bytes(self, key: str, data: bytes, content_type: str = _DEFAULT_CONTENT_TYPE) -> str:
+        full = self._key(key)
+        if content_type == _DEFAULT_CONTENT_TYPE:
+            content_type = guess_content_type(full)
+        self._put(full, data, content_type, {})
+        log.debug("s3_put", uri=f"s3://{self.bucket}/{full}", bytes=len(data))
+        return f"s3://{self.bucket}/{full}"
+
+    def _put(self, full: str, data: bytes, content_type: str, condition: dict[str, str]) -> bool:
+        """One PutObject (KMS when configured); False only when a condition lost a race (412/409)."""
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id} if self.kms_key_id else {}
         with get_tracer().call("S3", operation="PutObject"):
             try:
                 self._client.put_object(
                     Bucket=self.bucket, Key=full, Body=data, ContentType=content_type, **condition, **extra
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _LOST_RACE:
+                if condition and exc.response.get("Error", {}).get("Code") in _LOST_RACE:
                     log.info("s3_conditional_write_lost", uri=f"s3://{self.bucket}/{full}")
                     return False
                 raise StoreError(f"cannot write s3://{self.bucket}/{full}: {_error_text(exc)}") from None
             except BotoCoreError as exc:
                 raise StoreError(f"cannot write s3://{self.bucket}/{full}: {_error_text(exc)}") from None
         return True
-
-    def write_bytes(self, key: str, data: bytes, content_type: str = _DEFAULT_CONTENT_TYPE) -> str:
-        full = self._key(key)
-        if content_type == _DEFAULT_CONTENT_TYPE:
-            content_type = guess_content_type(full)
-        extra: dict[str, str] = {}
-        if self.kms_key_id:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
-        with get_tracer().call("S3", operation="PutObject"):
-            try:
-                self._client.put_object(
-                    Bucket=self.bucket, Key=full, Body=data, ContentType=content_type, **extra
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"cannot write s3://{self.bucket}/{full}: {_error_text(exc)}") from None
-        log.debug("s3_put", uri=f"s3://{self.bucket}/{full}", bytes=len(data))
-        return f"s3://{self.bucket}/{full}"
 
     def delete(self, key: str) -> None:
         full = self._key(key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -330,8 +330,10 @@ class SceneReader:
         base: Path | None,
         windows: Windows | None = None,
         offsets: OffsetLedger | None = None,
+        gdal_options: Mapping[str, str] = GDAL_OPTIONS,
     ) -> None:
         self.grid = grid
+        self.gdal_options = dict(gdal_options)
         self.params = params
         self.base = base
         self.windows = windows
@@ -390,7 +392,7 @@ class SceneReader:
 
     def observe(self, scene: Scene, rows: tuple[int, int]) -> Observation:
         """Mosaic the scene's items and mask it."""
-        with rasterio.Env(**GDAL_OPTIONS):
+        with rasterio.Env(**self.gdal_options):
             scl, bands = self.mosaic(scene, rows)
         return observe(scene.day, bands, scl, self.params, self.windows)
 
@@ -484,14 +486,17 @@ class StacBackend(ImageryBackend):
         io_threads: int | None = None,
         strip_rows: int = DEFAULT_STRIP_ROWS,
         collection: str = COLLECTION,
+        gdal_options: Mapping[str, str] = GDAL_OPTIONS,
     ) -> None:
         """``io_threads``: reader threads; by default :data:`LOCAL_IO_THREADS` for local COGs
-        and :func:`~ccapi_monitor.detection.gdal_env.remote_io_threads` for http/s3 ones."""
+        and :func:`~ccapi_monitor.detection.gdal_env.remote_io_threads` for http/s3 ones.
+        ``gdal_options``: GDAL settings of the reads (the benchmarks compare others)."""
         super().__init__(params)
         self.items = items
         self.collection = collection
         self.offsets = OffsetLedger()
         self.io_threads = None if io_threads is None else max(1, io_threads)
+        self.gdal_options = dict(gdal_options)
         self.strip_rows = strip_rows
         self._is_api = urlparse(items).scheme in ("http", "https")
         self._collection: list[pystac.Item] | None = None
@@ -664,7 +669,7 @@ class StacBackend(ImageryBackend):
         observed = np.zeros(grid.shape, dtype=bool)
         ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
         clear_days: set[date] = set()
-        reader = SceneReader(grid, params, self._base, windows, self.offsets)
+        reader = SceneReader(grid, params, self._base, windows, self.offsets, self.gdal_options)
         n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
         strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
         # One stream over (strip, scene): readers start on the next strip while this

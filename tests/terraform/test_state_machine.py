@@ -25,6 +25,7 @@ from moto import mock_aws
 from ccapi_monitor import slack_notifier
 from ccapi_monitor.quality import QualityFinding, QualityReport
 from tests.asl_validator import validate_asl
+from tests.moto_patches import cloudwatch_refuses_metrics, moto_fixes
 from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
     ASL_TEMPLATE,
@@ -36,7 +37,6 @@ from tests.terraform.asl_support import (
     TemplateError,
     callback_payload,
     load_definition,
-    moto_fixes,
     render_template,
     shorten,
     template_placeholders,
@@ -553,19 +553,12 @@ def test_heartbeats_keep_a_long_run_alive(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-def test_metrics_failure_keeps_the_success(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.cloudwatch.exceptions import InvalidParameterValue
-    from moto.cloudwatch.models import CloudWatchBackend
-
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise InvalidParameterValue("metrics are down")
-
-    monkeypatch.setattr(CloudWatchBackend, "put_metric_data", refuse)
-    execution = stack.start()
-    _pass_preflight(stack)
-    stack.container.succeed(stack.container.next_run(), callback_payload("succeeded"))
-
-    assert stack.finish(execution)["status"] == "SUCCEEDED"
+def test_metrics_failure_keeps_the_success(stack: Stack) -> None:
+    with cloudwatch_refuses_metrics("metrics are down"):
+        execution = stack.start()
+        _pass_preflight(stack)
+        stack.container.succeed(stack.container.next_run(), callback_payload("succeeded"))
+        assert stack.finish(execution)["status"] == "SUCCEEDED"
     [note] = stack.messages(stack.success_queue)
     assert note["Message"]["status"] == "succeeded"
 
