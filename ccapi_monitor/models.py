@@ -82,6 +82,9 @@ class DetectionResult(BaseModel):
     #: Hectares per class; ``None`` when the region is insufficiently observed (never a fake 0).
     area_ha: dict[str, float] | None
     polygons: list[ChangePolygon] = Field(default_factory=list)
+    #: Every component, largest first (``polygons`` is its first ``max_polygons``): the
+    #: complete footprint week over week compares against. Empty: same as ``polygons``.
+    footprint: list[ChangePolygon] = Field(default_factory=list)
     #: Components found before the per-region polygon cap.
     polygon_count: int = 0
     #: Clear-scene counts per window, e.g. {"baseline": 61, "persistence": 9, "current": 4}.

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ import structlog
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from ccapi_monitor.changes import PreviousRun, label_changes
+from ccapi_monitor.changes import FootprintStore, PreviousFootprint, PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.errors import (
     AbortedError,
@@ -44,6 +44,7 @@ from ccapi_monitor.models import (
     InfrastructureResult,
     InvestmentScore,
     PreviousRunInfo,
+    PreviousRunRef,
     RegionResult,
     RunStatus,
     RunSummary,
@@ -93,6 +94,11 @@ class RunDependencies:
     previous: PreviousRun | None = None
     #: The run's market data, loaded once (docs/market.md); ``None``: regions carry no market figures.
     market: MarketData | None = None
+    #: Complete change footprints of earlier runs (kept in the reports store).
+    footprints: FootprintStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.footprints = FootprintStore(self.reports)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -173,6 +179,8 @@ class Runner:
         self.progress = progress
         self.abort_grace_s = abort_grace_s
         self.windows = deps.params.windows(settings.run_date)
+        self._priors: dict[str, PreviousFootprint | None] = {}
+        self._priors_lock = threading.Lock()
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -181,11 +189,13 @@ class Runner:
         identity = {
             "imagery": self.settings.imagery,
             "stac_items": self.settings.stac_items,
+            "stac_collection": self.settings.stac_collection,
             "params": self.deps.params.fingerprint(),
             "infrastructure": self.settings.infrastructure,
             "osm_pbf": str(self.settings.osm_pbf) if self.settings.osm_pbf else None,
             "buffer_km": self.settings.infrastructure_buffer_km,
             "previous_run": self.deps.previous.run_id if self.deps.previous else None,
+            "compared_against": prior.run_id if (prior := self._prior(region)) else None,
             "geometry": region.geometry.wkb_hex,
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -205,6 +215,22 @@ class Runner:
         return result.model_copy(update={"from_checkpoint": True})
 
     # -- one region ----------------------------------------------------------------------------------
+
+    def _prior(self, region: Region) -> PreviousFootprint | None:
+        """The region's footprint from its most recent earlier ``ok`` published run (memoized).
+
+        Runs published before footprints were kept have none: then the previous run's
+        listed polygons stand in, as before.
+        """
+        with self._priors_lock:
+            if region.name in self._priors:
+                return self._priors[region.name]
+        found = self.deps.footprints.previous(region.name, self.settings.run_date)
+        legacy = self.deps.previous
+        if found is None and legacy is not None and legacy.compared(region.name):
+            found = PreviousFootprint(legacy.run_id, legacy.run_date, legacy.polygons(region.name))
+        with self._priors_lock:
+            return self._priors.setdefault(region.name, found)
 
     def _base(self, region: Region) -> dict[str, Any]:
         return {
@@ -273,12 +299,18 @@ class Runner:
                 }
             )
         detection = self.deps.backend.detect(region, self.settings.run_date, cancel)
-        prior = self.deps.previous
-        previous = prior.polygons(region.name) if prior is not None and prior.compared(region.name) else None
+        prior = self._prior(region)
         polygons: list[ChangePolygon] = []
         new_area: dict[str, float] | None = None
         if detection.status == "ok":
-            polygons, new_area = label_changes(detection.polygons, previous, self.settings.run_date)
+            footprint, new_area = label_changes(
+                detection.footprint or detection.polygons,
+                prior.polygons if prior is not None else None,
+                self.settings.run_date,
+                mmu_ha=self.deps.params.mmu_ha,
+            )
+            polygons = footprint[: len(detection.polygons)]
+            self.deps.footprints.save(region.name, self.settings.run_date, self.run_id, footprint)
         infrastructure = self._infrastructure(region)
         market = self._market(region)
         score = self._score(region, new_area, infrastructure, market)
@@ -294,6 +326,11 @@ class Runner:
             infrastructure=infrastructure,
             market=market,
             score=score,
+            compared_against=(
+                PreviousRunRef(run_id=prior.run_id, run_date=prior.run_date)
+                if prior is not None and detection.status == "ok"
+                else None
+            ),
             duration_s=round(time.monotonic() - started, 3),
         )
         # A finished result is valid even if the run is being stopped: keep it for the rerun.
@@ -393,7 +430,12 @@ class Runner:
             duration_s=round(time.monotonic() - started, 3),
             regions=results,
             totals=aggregate(results, geometries),
-            imagery=self.deps.imagery_info,
+            imagery=self.deps.imagery_info.model_copy(
+                update={
+                    "corrections": self.deps.backend.corrections(),
+                    **({"items_read": n} if (n := self.deps.backend.items_read()) is not None else {}),
+                }
+            ),
             windows=self.windows,
             parameters=self.deps.params,
             previous_run=(previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE)),

@@ -111,6 +111,11 @@ class Settings(BaseModel):
     stac_items: Annotated[str | None, Source(env="CCAPI_STAC_ITEMS")] = Field(
         None, description="stac backend: a STAC API URL or an ItemCollection JSON file."
     )
+    stac_collection: Annotated[str, Source(env="CCAPI_STAC_COLLECTION")] = Field(
+        "sentinel-2-c1-l2a",
+        description="stac backend: the collection searched; sentinel-2-l2a is still read "
+        "(each item's offset is checked against its pixels).",
+    )
     infrastructure: Annotated[
         Infrastructure, Source(env="CCAPI_INFRASTRUCTURE", show_default="overpass; off with --imagery demo")
     ] = Field("overpass", description="OSM source.")

@@ -435,7 +435,8 @@ def measure_region(
         values = ndbi_now[kept] if ndbi_now is not None else np.empty(0, np.float32)
         values = values[np.isfinite(values)]
         mean_ndbi[name] = round(float(values.mean()), 4) if values.size else None
-    polygons = polygonize(labels, components[: params.max_polygons], grid, region_name)
+    # Every component: the first max_polygons are listed, all form the week-over-week footprint.
+    polygons = polygonize(labels, components, grid, region_name)
     return RegionMeasure(
         observed_fraction=observed_fraction,
         area_ha={k: round(v, 4) for k, v in area_ha.items()},

@@ -48,7 +48,7 @@ from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.gdal_env import READ_OPTIONS, remote_io_threads
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.errors import AbortedError, DetectionError
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.regions import Region
 
@@ -432,6 +432,7 @@ class OffsetLedger:
         self._lock = threading.Lock()
         self._offsets: dict[str, float] = {}
         self._corrections: dict[str, OffsetCorrection] = {}
+        self._seen: set[str] = set()
 
     def offset_for(
         self,
@@ -443,6 +444,7 @@ class OffsetLedger:
     ) -> float | None:
         """The item's verified offset; ``None`` (use what is declared) until enough pixels judge."""
         with self._lock:
+            self._seen.add(item.id)
             if item.id in self._offsets:
                 return self._offsets[item.id]
         verdict = check_offset(item, dns, scl, declared, max_share)
@@ -464,6 +466,12 @@ class OffsetLedger:
                 reason=correction.reason,
             )
         return offset
+
+    @property
+    def items_read(self) -> int:
+        """Distinct items read so far (what the corrections are a share of)."""
+        with self._lock:
+            return len(self._seen)
 
     def corrections(self, item_ids: Iterable[str] | None = None) -> list[OffsetCorrection]:
         """Corrections made so far (of ``item_ids`` only, when given), by item id."""
@@ -569,6 +577,12 @@ class StacBackend(ImageryBackend):
             "assets": list(REQUIRED_ASSETS),
             "scale_m": self.params.scale_m,
         }
+
+    def corrections(self) -> list[ImageryCorrection]:
+        return [ImageryCorrection(**c.as_dict()) for c in self.offsets.corrections()]
+
+    def items_read(self) -> int | None:
+        return self.offsets.items_read
 
     def preflight(self) -> list[str]:
         if self._is_api:
