@@ -37,6 +37,7 @@ from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
+from ccapi_monitor.skip_calendar import skip_decision
 from ccapi_monitor.storage import Store
 from ccapi_monitor.store_factory import open_store
 from ccapi_monitor.tracing import Tracer, set_tracer
@@ -281,6 +282,14 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
             settings = settings_factory()
             _register_settings_secrets(settings)
             callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+            # The skip calendar comes first: a holiday needs no credentials and no Earth Engine.
+            skip = None if settings.force else skip_decision(settings.skip_calendar, settings.run_date)
+            if skip is not None:
+                click.echo(f"preflight: skipped: {skip.run_date} is on the skip calendar ({skip.reason})")
+                log.info(
+                    "run_skipped", run_date=skip.run_date.isoformat(), reason=skip.reason, source=skip.source
+                )
+                return _conclude(callback, ExitCode.OK, output=skip.callback())
             _select(settings)
             _, cache = _stores(settings)
             backend = create_backend(settings)

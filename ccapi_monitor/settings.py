@@ -50,6 +50,7 @@ from ccapi_monitor.errors import InvalidInputError
 from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.models import MarketSourceName
 from ccapi_monitor.params import DetectionParams
+from ccapi_monitor.skip_calendar import SkipCalendar
 
 Imagery = Literal["earthengine", "stac", "demo"]
 Infrastructure = Literal["overpass", "pbf", "off"]
@@ -190,8 +191,10 @@ class Settings(BaseModel):
         "auto",
         description="CloudWatch metrics; auto: CloudWatch when AWS credentials exist, else a log line.",
     )
-    metric_namespace: str = Field(
-        "CloudClearingAPI", description="CloudWatch namespace of the worker's metrics."
+    metric_namespace: Annotated[str, Source(env="CCAPI_METRIC_NAMESPACE")] = Field(
+        "CloudClearingAPI",
+        pattern=r"^[A-Za-z0-9._/#:-]{1,255}$",
+        description="CloudWatch namespace of the worker's metrics (Terraform's metric_namespace; the task role allows only it).",
     )
     xray: Annotated[bool, Source(env="CCAPI_XRAY")] = Field(
         False, description="Send X-Ray segments to the daemon (AWS_XRAY_DAEMON_ADDRESS)."
@@ -204,6 +207,15 @@ class Settings(BaseModel):
     )
     execution_arn: Annotated[str | None, _env_only("CCAPI_EXECUTION_ARN")] = Field(
         None, description="Step Functions execution ARN, added to every log line."
+    )
+    skip_calendar: Annotated[
+        SkipCalendar, Source(env="CCAPI_SKIP_CALENDAR", flag=False, commands=("preflight",))
+    ] = Field(
+        default_factory=SkipCalendar,
+        description="JSON skip calendar (public holidays country, dates, windows) that preflight checks first; unset: nothing skipped.",
+    )
+    force: Annotated[bool, Source(execution_input=True, commands=("preflight",))] = Field(
+        False, description="Run even when the run date is on the skip calendar."
     )
     land_prices: Annotated[Path | None, Source(env="CCAPI_LAND_PRICES_FILE")] = Field(
         None, description="CSV/JSON overriding the benchmark land price per market tier."
@@ -237,6 +249,19 @@ class Settings(BaseModel):
     detection: DetectionParams = Field(default_factory=DetectionParams)
 
     # -- textual forms -------------------------------------------------------------------------
+
+    @field_validator("metric_namespace")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("namespaces starting with AWS/ are reserved for AWS services")
+        return value
+
+    @field_validator("skip_calendar", mode="before")
+    @classmethod
+    def _parse_skip_calendar(cls, value: Any) -> Any:
+        """CCAPI_SKIP_CALENDAR is JSON text (Terraform's jsonencode of skip_calendar)."""
+        return SkipCalendar.from_json(value) if isinstance(value, str) else value
 
     @field_validator("run_date", mode="before")
     @classmethod

@@ -33,7 +33,16 @@ TEMPLATE_VARIABLES = frozenset(
         "metric_namespace",
         "log_group_name",
         "aws_region",
+        "dashboard_url",
+        "reports_bucket",
+        "reports_key_prefix",
     }
+)
+
+#: The skip-calendar route after the single variant's ValidateInputs (state_machine.tf's
+#: local.skip_route_states): the fan-out variant leaves it out along with RunWeeklyMonitoring.
+SKIP_ROUTE_STATES = frozenset(
+    {"CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"}
 )
 
 # templatefile(): "$${" and "%%{" are escapes, "${name}" interpolates, "%{" opens a directive.
@@ -185,10 +194,11 @@ class Container:
         wait_for(accepted, timeout_s=10, what="the execution to accept heartbeats")
 
     def succeed(self, run: ContainerRun, payload: Mapping[str, Any]) -> None:
-        self._sfn.send_task_heartbeat(taskToken=run.token)
+        self.wait_listening(run)  # on a loaded machine moto may not accept the token yet
         self._sfn.send_task_success(taskToken=run.token, output=json.dumps(payload))
 
     def fail(self, run: ContainerRun, error: str, cause: str) -> None:
+        self.wait_listening(run)
         self._sfn.send_task_failure(taskToken=run.token, error=error, cause=cause)
 
     def heartbeat(self, run: ContainerRun) -> None:
