@@ -9,8 +9,8 @@ GDAL's ``/vsicurl/`` exactly as against Earth Search.
 
 Floor, computed from the files: the bytes of every internal tile the region's windows
 touch (headers not counted, so it is strict) / bandwidth + 2 round trips (open, read).
-Each configuration runs in a fresh process with its GDAL settings in the environment
-(no cache survives between runs) and is reported as ``ratio_to_floor`` with the requests
+Each configuration runs in a fresh process with its GDAL settings (no cache survives
+between runs) and is reported as ``ratio_to_floor`` with the requests
 and bytes the server saw. ``default`` is what GDAL does with only the settings the stac
 backend had before tuning; ``tuned`` is :data:`ccapi_monitor.detection.gdal_env.REMOTE_READ_OPTIONS`.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -86,8 +85,8 @@ def needed_bytes(local: Path, km: float) -> tuple[int, int]:
     return total, files
 
 
-def phase_read(items: Path, km: float, threads: int) -> dict[str, Any]:
-    backend = StacBackend(DetectionParams(), str(items), io_threads=threads)
+def phase_read(items: Path, km: float, threads: int, options: dict[str, str]) -> dict[str, Any]:
+    backend = StacBackend(DetectionParams(), str(items), io_threads=threads, gdal_options=options)
     start = time.perf_counter()
     result = backend.detect(bench_region(km), RUN_DATE)
     return {
@@ -127,11 +126,12 @@ def main() -> None:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--gdal", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase == "read":
-        print(json.dumps(phase_read(args.items, args.km, args.threads)))
+        print(json.dumps(phase_read(args.items, args.km, args.threads, json.loads(args.gdal))))
         return
     if args.phase == "generate":
         from benchmarks.bench_detection import phase_generate
@@ -160,7 +160,6 @@ def main() -> None:
                 if args.only is not None and name not in args.only and name != "trial":
                     continue
                 server.reset()
-                env = {**os.environ, **options}
                 out = subprocess.run(
                     [
                         sys.executable,
@@ -174,11 +173,12 @@ def main() -> None:
                         str(args.km),
                         "--threads",
                         str(threads),
+                        "--gdal",
+                        json.dumps(options),
                     ],
                     check=True,
                     capture_output=True,
                     text=True,
-                    env=env,
                     cwd=Path(__file__).resolve().parents[1],
                 )
                 result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -8,25 +8,30 @@ is ``new``. ``new_area_ha`` sums the new ones, and is what the score counts.
 
 from __future__ import annotations
 
+import gzip
 import json
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
+import pyproj
 import shapely
 import structlog
 from pydantic import ValidationError
-from shapely.geometry import shape
+from shapely.geometry import GeometryCollection, MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from ccapi_monitor.errors import StoreError
 from ccapi_monitor.models import ChangePolygon, PreviousRunInfo
 from ccapi_monitor.params import CLASSES
+from ccapi_monitor.reports.history import published_runs
 from ccapi_monitor.reports.layout import LATEST_KEY, run_prefix
 from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
+_GEOD = pyproj.Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True)
@@ -70,37 +75,135 @@ def _geometry(polygon: ChangePolygon) -> BaseGeometry:
     return geom if geom.is_valid else shapely.make_valid(geom)
 
 
-def label_changes(
-    polygons: list[ChangePolygon], previous: list[ChangePolygon] | None, run_date: date
-) -> tuple[list[ChangePolygon], dict[str, float]]:
-    """Label each polygon ``new`` or ``persisting`` against the previous run's polygons.
+def _geodesic_ha(geometry: BaseGeometry) -> float:
+    area_m2, _ = _GEOD.geometry_area_perimeter(geometry)
+    return abs(area_m2) / 10_000.0
 
-    ``previous`` is ``None`` on the first run (or when the previous run is missing):
-    then everything is new. Returns the labelled copies, in input order, and the new
-    hectares per class (every class present, 0.0 when nothing is new).
+
+def _parts(geometry: BaseGeometry) -> list[BaseGeometry]:
+    """The polygons of a (multi)polygon or collection; empty for anything without area."""
+    if geometry.is_empty:
+        return []
+    if isinstance(geometry, Polygon):
+        return [geometry]
+    if isinstance(geometry, MultiPolygon | GeometryCollection):
+        return [p for g in geometry.geoms for p in _parts(g)]
+    return []
+
+
+def label_changes(
+    polygons: list[ChangePolygon],
+    previous: list[ChangePolygon] | None,
+    run_date: date,
+    *,
+    mmu_ha: float = 0.0,
+) -> tuple[list[ChangePolygon], dict[str, float]]:
+    """Label each polygon ``new`` or ``persisting`` against the previous footprint.
+
+    ``polygons`` should be this run's complete footprint (every component) and
+    ``previous`` the complete footprint of the region's last ``ok`` run, or ``None`` on
+    a first run: then everything is new. A polygon intersecting a previous one of its
+    class persists (keeping the earliest ``first_detected``). New hectares per class are
+    this footprint outside the previous one, counted in parts of at least ``mmu_ha``
+    (geodesic areas): a site that grew adds its growth, not its whole area. Returns the
+    labelled copies, in input order, and the new hectares (every class, 0.0 when none).
     """
-    trees: dict[str, tuple[shapely.STRtree, list[ChangePolygon]]] = {}
+    trees: dict[str, tuple[shapely.STRtree, list[ChangePolygon], list[BaseGeometry]]] = {}
     for change_class in CLASSES:
         same_class = [p for p in previous or [] if p.change_class == change_class]
         if same_class:
-            trees[change_class] = (shapely.STRtree([_geometry(p) for p in same_class]), same_class)
+            shapes = [_geometry(p) for p in same_class]
+            trees[change_class] = (shapely.STRtree(shapes), same_class, shapes)
 
     labelled: list[ChangePolygon] = []
     new_area_ha = dict.fromkeys(CLASSES, 0.0)
     for polygon in polygons:
-        matches: list[ChangePolygon] = []
+        hits: list[int] = []
         if polygon.change_class in trees:
-            tree, candidates = trees[polygon.change_class]
-            hits = tree.query(_geometry(polygon), predicate="intersects")
-            matches = [candidates[int(i)] for i in hits]
-        if matches:
-            earlier = [m.first_detected for m in matches if m.first_detected is not None]
-            first = min(earlier) if earlier else polygon.first_detected
-            labelled.append(polygon.model_copy(update={"change": "persisting", "first_detected": first}))
-        else:
+            tree, _, _ = trees[polygon.change_class]
+            hits = [int(i) for i in tree.query(_geometry(polygon), predicate="intersects")]
+        if not hits:
             labelled.append(polygon.model_copy(update={"change": "new", "first_detected": run_date}))
             new_area_ha[polygon.change_class] += polygon.area_ha
+            continue
+        _, candidates, shapes = trees[polygon.change_class]
+        earlier = [d for i in hits if (d := candidates[i].first_detected) is not None]
+        first = min(earlier) if earlier else polygon.first_detected
+        labelled.append(polygon.model_copy(update={"change": "persisting", "first_detected": first}))
+        growth = _geometry(polygon).difference(shapely.union_all([shapes[i] for i in hits]))
+        new_area_ha[polygon.change_class] += sum(
+            ha for ha in (_geodesic_ha(part) for part in _parts(growth)) if ha >= mmu_ha
+        )
     return labelled, {c: round(v, 4) for c, v in new_area_ha.items()}
+
+
+#: Where a region's complete change footprint of one run is kept (reports store, gzip GeoJSON).
+FOOTPRINT_PREFIX: Final = "footprints"
+
+
+def footprint_key(region: str, run_date: date, run_id: str) -> str:
+    return f"{FOOTPRINT_PREFIX}/{region}/{run_date.isoformat()}/{run_id}.geojson.gz"
+
+
+@dataclass(frozen=True)
+class PreviousFootprint:
+    """A region's complete footprint from its most recent earlier ``ok`` run."""
+
+    run_id: str
+    run_date: date
+    polygons: list[ChangePolygon]
+
+
+class FootprintStore:
+    """Every component of each ``ok`` region of each run, kept beside the published reports.
+
+    Week over week compares against the region's most recent earlier run in which it was
+    ``ok`` and that run was published (``succeeded``/``partial``): a week lost to cloud
+    (``insufficient_observations`` writes no footprint) does not make old sites new, and
+    sites beyond the 500 listed polygons are still known. A run that never published
+    (crashed, aborted) is never compared against.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._published: dict[date, str] | None = None
+        self._lock = threading.Lock()
+
+    def save(self, region: str, run_date: date, run_id: str, polygons: list[ChangePolygon]) -> str:
+        document = {"type": "FeatureCollection", "features": [p.to_feature() for p in polygons]}
+        data = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
+        return self.store.write_bytes(footprint_key(region, run_date, run_id), data, "application/gzip")
+
+    def _published_runs(self) -> dict[date, str]:
+        with self._lock:
+            if self._published is None:
+                self._published = published_runs(self.store)
+            return self._published
+
+    def previous(self, region: str, before: date) -> PreviousFootprint | None:
+        """The newest footprint of ``region`` from a published run dated before ``before``."""
+        published = self._published_runs()
+        for key in sorted(self.store.list_keys(f"{FOOTPRINT_PREFIX}/{region}/"), reverse=True):
+            parts = key.split("/")
+            if len(parts) != 4 or not parts[3].endswith(".geojson.gz"):
+                continue
+            try:
+                run_date = date.fromisoformat(parts[2])
+            except ValueError:
+                continue
+            run_id = parts[3].removesuffix(".geojson.gz")
+            if run_date >= before or published.get(run_date) != run_id:
+                continue
+            raw = self.store.read_bytes(key)
+            if raw is None:
+                continue
+            try:
+                polygons = polygons_from_geojson(json.loads(gzip.decompress(raw)))
+            except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+                log.warning("footprint unreadable", key=key, error=f"{type(exc).__name__}: {exc}")
+                continue
+            return PreviousFootprint(run_id=run_id, run_date=run_date, polygons=polygons)
+        return None
 
 
 def polygons_from_geojson(document: Any) -> list[ChangePolygon]:

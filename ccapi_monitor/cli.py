@@ -214,6 +214,80 @@ def regions_command(regions_file: Path | None, as_json: bool) -> None:
     click.echo(f"{len(regions)} regions, valid")
 
 
+@main.command("compare")
+@click.option(
+    "--first", type=click.Choice(["earthengine", "stac", "demo"]), required=True, help="First backend."
+)
+@click.option(
+    "--second", type=click.Choice(["earthengine", "stac", "demo"]), required=True, help="Second backend."
+)
+@click.option("--run-date", required=True, help="Run date (YYYY-MM-DD), the same for both.")
+@click.option("--regions", "region_names", default="", help="Region names, comma-separated (default: all).")
+@click.option("--regions-count", type=int, default=None, help="The first N regions by priority.")
+@click.option("--stac-items", default=None, help="stac backend: STAC API URL or ItemCollection file.")
+@click.option("--stac-collection", default=None, help="stac backend: collection searched.")
+@click.option("--cache", default=None, help="Cache folder (the demo archive is kept there).")
+@click.option("--tolerance-ha", type=float, default=1.0, show_default=True, help="Hectares always allowed.")
+@click.option(
+    "--tolerance-share",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Plus this share of the larger figure.",
+)
+@click.option("--min-iou", type=float, default=0.8, show_default=True, help="Smallest footprint IoU allowed.")
+def compare_command(
+    first: str,
+    second: str,
+    run_date: str,
+    region_names: str,
+    regions_count: int | None,
+    stac_items: str | None,
+    stac_collection: str | None,
+    cache: str | None,
+    tolerance_ha: float,
+    tolerance_share: float,
+    min_iou: float,
+) -> None:
+    """Run two imagery backends on the same regions and date; exit 1 when they disagree.
+
+    Prints, per region and class, both backends' hectares, their difference and the
+    footprint IoU. With the demo on either side both use the demo archive's pixel size.
+    """
+    from ccapi_monitor.compare import compare_backends, render
+    from ccapi_monitor.detection import create_backend
+    from ccapi_monitor.detection.demo import DemoBackend
+    from ccapi_monitor.plan import select_regions
+
+    configure_logging()
+    given: dict[str, Any] = {"run_date": run_date, "imagery": first}
+    if region_names:
+        given["regions"] = [n for n in region_names.split(",") if n]
+    if regions_count is not None:
+        given["regions_count"] = regions_count
+    for name, value in (("stac_items", stac_items), ("stac_collection", stac_collection), ("cache", cache)):
+        if value is not None:
+            given[name] = value
+    try:
+        settings = resolve(given, None, os.environ)
+        if "demo" in (first, second):
+            settings = settings.model_copy(update={"detection": DemoBackend.demo_params(settings.detection)})
+        backends = [create_backend(settings.model_copy(update={"imagery": name})) for name in (first, second)]
+        regions = select_regions(
+            load_regions(settings.regions_file), settings.regions, settings.regions_count
+        )
+        rows = compare_backends(backends[0], backends[1], regions, settings.run_date)
+    except CCAPIError as exc:
+        fail(str(exc), exc.exit_code)
+    for line in render(rows, first, second):
+        click.echo(line)
+    bad = [r for r in rows if isinstance(r, tuple) or not r.within(tolerance_ha, tolerance_share, min_iou)]
+    if bad:
+        click.echo(f"{len(bad)} of {len(rows)} rows above tolerance", err=True)
+        sys.exit(int(ExitCode.FAILED))
+    click.echo(f"{len(rows)} rows within tolerance")
+
+
 @main.group("history")
 def history_group() -> None:
     """The curated GeoParquet history under the reports root (docs/history.md)."""

@@ -39,6 +39,7 @@ from ccapi_monitor.fanout import (
 from ccapi_monitor.infrastructure.base import InfrastructureSource
 from ccapi_monitor.infrastructure.factory import create_infrastructure_source
 from ccapi_monitor.logs import register_secret
+from ccapi_monitor.market.sources import build_source, load_market
 from ccapi_monitor.models import NO_PREVIOUS_RUN_NOTE, ImageryInfo, PreviousRunInfo, RunSummary
 from ccapi_monitor.plan import Plan, build_plan, select_regions
 from ccapi_monitor.quality import gate_run
@@ -48,6 +49,7 @@ from ccapi_monitor.reports.terminal import summary_table
 from ccapi_monitor.runner import REGION_THREAD_PREFIX, RunDependencies, Runner, build_summary, new_run_id
 from ccapi_monitor.scoring import load_land_prices, require_tiers
 from ccapi_monitor.settings import Settings
+from ccapi_monitor.skip_calendar import skip_decision
 from ccapi_monitor.storage import Store
 from ccapi_monitor.store_factory import open_store
 from ccapi_monitor.tracing import Tracer, set_tracer
@@ -205,6 +207,7 @@ def _execute(settings: Settings, aborts: AbortController, callback: TaskCallback
         params=params,
         previous=load_previous_run(reports, before=settings.run_date),
         imagery_info=imagery,
+        market=load_market(build_source(settings, cache), regions, settings.run_date),
     )
     run_id = settings.run_id or new_run_id()
     tracer = Tracer(settings.xray)
@@ -370,6 +373,14 @@ def preflight_job(settings_factory: SettingsFactory, *, callback: TaskCallback |
             settings = settings_factory()
             _register_settings_secrets(settings)
             callback.use_heartbeat_seconds(settings.heartbeat_seconds)
+            # The skip calendar comes first: a holiday needs no credentials and no Earth Engine.
+            skip = None if settings.force else skip_decision(settings.skip_calendar, settings.run_date)
+            if skip is not None:
+                click.echo(f"preflight: skipped: {skip.run_date} is on the skip calendar ({skip.reason})")
+                log.info(
+                    "run_skipped", run_date=skip.run_date.isoformat(), reason=skip.reason, source=skip.source
+                )
+                return _conclude(callback, ExitCode.OK, output=skip.callback())
             regions = _select(settings)
             _, cache = _stores(settings)
             backend = create_backend(settings)

@@ -20,7 +20,13 @@ import structlog
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 _MIN_SECRET_LEN = 8  # shorter strings would scrub ordinary words
-_SECRET_ENV = ("GEE_SERVICE_ACCOUNT_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CCAPI_TASK_TOKEN")
+_SECRET_ENV = (
+    "GEE_SERVICE_ACCOUNT_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "CCAPI_TASK_TOKEN",
+    "CCAPI_MARKET_FEED_TOKEN",
+)
 
 
 def register_secret(value: str | None) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.params import CLASSES, DetectionParams, Windows
 from ccapi_monitor.quality import QualityReport
 
@@ -54,7 +55,7 @@ class ChangePolygon(BaseModel):
     change_class: ChangeClass = Field(alias="class")
     area_ha: float
     centroid: tuple[float, float]  # lon, lat
-    geometry: dict[str, Any]
+    geometry: dict[str, object]  # GeoJSON geometry; not JsonValue: validating coordinates is slow
     change: ChangeKind = "new"
     first_detected: date | None = None
 
@@ -81,6 +82,9 @@ class DetectionResult(BaseModel):
     #: Hectares per class; ``None`` when the region is insufficiently observed (never a fake 0).
     area_ha: dict[str, float] | None
     polygons: list[ChangePolygon] = Field(default_factory=list)
+    #: Every component, largest first (``polygons`` is its first ``max_polygons``): the
+    #: complete footprint week over week compares against. Empty: same as ``polygons``.
+    footprint: list[ChangePolygon] = Field(default_factory=list)
     #: Components found before the per-region polygon cap.
     polygon_count: int = 0
     #: Clear-scene counts per window, e.g. {"baseline": 61, "persistence": 9, "current": 4}.
@@ -168,6 +172,8 @@ class RegionResult(BaseModel):
     score: InvestmentScore | None = None
     #: The previous run this region's polygons were labelled against; ``None``: all are new.
     compared_against: PreviousRunRef | None = None
+    #: Land price, trend, listing count and source (docs/market.md); ``None`` in results from before it.
+    market: MarketFigures | None = None
     duration_s: float = 0.0
     from_checkpoint: bool = False
 

@@ -55,6 +55,7 @@ class Plan:
                 "osm_pbf": str(s.osm_pbf) if s.osm_pbf else None,
                 "buffer_km": s.infrastructure_buffer_km,
             },
+            "market": {"source": s.market, "enable_scraping": s.enable_scraping},
             "outputs": {"reports": s.output, "cache": s.cache},
             "environment": s.environment,
             "max_concurrency": s.regions_in_flight,
@@ -75,6 +76,8 @@ class Plan:
             f"  imagery:            {json.dumps(d['imagery'], default=str)}",
             f"  infrastructure:     {d['infrastructure']['source']}"
             + (f" ({d['infrastructure']['osm_pbf']})" if d["infrastructure"]["osm_pbf"] else ""),
+            f"  market:             {d['market']['source']}; network: "
+            + ("on" if d["market"]["enable_scraping"] else "off (cached or static only)"),
             f"  reports:            {d['outputs']['reports']}",
             f"  cache:              {d['outputs']['cache']}",
             f"  concurrency:        {d['max_concurrency']} regions; force refresh: {d['force_refresh']}",

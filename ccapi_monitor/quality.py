@@ -402,12 +402,15 @@ def check_consistency(
             )
     listed: dict[str, int] = defaultdict(int)
     new_ha: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CHANGE_CLASSES, 0.0))
+    persisting_ha: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CHANGE_CLASSES, 0.0))
     for feature in changes.get("features") or []:
         props = feature.get("properties") or {}
         name = str(props.get("region"))
         listed[name] += 1
         if props.get("change") == "new" and props.get("class") in CHANGE_CLASSES:
             new_ha[name][props["class"]] += float(props.get("area_ha") or 0.0)
+        elif props.get("change") == "persisting" and props.get("class") in CHANGE_CLASSES:
+            persisting_ha[name][props["class"]] += float(props.get("area_ha") or 0.0)
     by_name = {r.name: r for r in report.regions}
     for name in sorted(set(listed) - set(by_name)):
         found.append(
@@ -443,9 +446,15 @@ def check_consistency(
             )
         if region.status == "ok" and region.new_area_ha is not None:
             for change_class in CHANGE_CLASSES:
+                # New hectares are this footprint outside the last one (docs/detection.md,
+                # step 9): at least the new polygons, at most those plus the growth of
+                # persisting ones (bounded by their area) when every component is listed.
                 reported = float(region.new_area_ha.get(change_class, 0.0))
                 summed = new_ha[region.name][change_class]
-                if not _close(reported, summed, t):
+                ceiling = summed + persisting_ha[region.name][change_class]
+                too_low = reported < summed - t.hectare_tolerance_ha
+                too_high = n >= region.polygon_count and reported > ceiling + t.hectare_tolerance_ha
+                if too_low or too_high:
                     found.append(
                         _finding(
                             "counts_consistent",

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ import structlog
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from ccapi_monitor.changes import PreviousRun, label_changes
+from ccapi_monitor.changes import FootprintStore, PreviousFootprint, PreviousRun, label_changes
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.errors import (
     AbortedError,
@@ -35,6 +35,8 @@ from ccapi_monitor.errors import (
     RegionTimeoutError,
 )
 from ccapi_monitor.infrastructure.base import InfrastructureSource
+from ccapi_monitor.market.base import MarketData, region_figures
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.models import (
     NO_PREVIOUS_RUN_NOTE,
     ChangePolygon,
@@ -42,6 +44,7 @@ from ccapi_monitor.models import (
     InfrastructureResult,
     InvestmentScore,
     PreviousRunInfo,
+    PreviousRunRef,
     RegionResult,
     RunStatus,
     RunSummary,
@@ -89,6 +92,13 @@ class RunDependencies:
     params: DetectionParams
     imagery_info: ImageryInfo
     previous: PreviousRun | None = None
+    #: The run's market data, loaded once (docs/market.md); ``None``: regions carry no market figures.
+    market: MarketData | None = None
+    #: Complete change footprints of earlier runs (kept in the reports store).
+    footprints: FootprintStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.footprints = FootprintStore(self.reports)
 
 
 def region_identity(region: Region) -> dict[str, Any]:
@@ -181,6 +191,8 @@ class Runner:
         self.progress = progress
         self.abort_grace_s = abort_grace_s
         self.windows = deps.params.windows(settings.run_date)
+        self._priors: dict[str, PreviousFootprint | None] = {}
+        self._priors_lock = threading.Lock()
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -189,11 +201,13 @@ class Runner:
         identity = {
             "imagery": self.settings.imagery,
             "stac_items": self.settings.stac_items,
+            "stac_collection": self.settings.stac_collection,
             "params": self.deps.params.fingerprint(),
             "infrastructure": self.settings.infrastructure,
             "osm_pbf": str(self.settings.osm_pbf) if self.settings.osm_pbf else None,
             "buffer_km": self.settings.infrastructure_buffer_km,
             "previous_run": self.deps.previous.run_id if self.deps.previous else None,
+            "compared_against": prior.run_id if (prior := self._prior(region)) else None,
             "geometry": region.geometry.wkb_hex,
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -214,6 +228,22 @@ class Runner:
 
     # -- one region ----------------------------------------------------------------------------------
 
+    def _prior(self, region: Region) -> PreviousFootprint | None:
+        """The region's footprint from its most recent earlier ``ok`` published run (memoized).
+
+        Runs published before footprints were kept have none: then the previous run's
+        listed polygons stand in, as before.
+        """
+        with self._priors_lock:
+            if region.name in self._priors:
+                return self._priors[region.name]
+        found = self.deps.footprints.previous(region.name, self.settings.run_date)
+        legacy = self.deps.previous
+        if found is None and legacy is not None and legacy.compared(region.name):
+            found = PreviousFootprint(legacy.run_id, legacy.run_date, legacy.polygons(region.name))
+        with self._priors_lock:
+            return self._priors.setdefault(region.name, found)
+
     def _infrastructure(self, region: Region) -> InfrastructureResult:
         source = self.deps.infrastructure
         try:
@@ -222,8 +252,17 @@ class Runner:
             log.warning("infrastructure_failed", region=region.name, error=str(exc))
             return InfrastructureResult(source=source.name, status="error", error=str(exc))
 
+    def _market(self, region: Region) -> MarketFigures | None:
+        if self.deps.market is None:
+            return None
+        return region_figures(region, self.deps.market, self.settings.run_date, self.deps.prices)
+
     def _score(
-        self, region: Region, new_area: dict[str, float] | None, infrastructure: InfrastructureResult | None
+        self,
+        region: Region,
+        new_area: dict[str, float] | None,
+        infrastructure: InfrastructureResult | None,
+        market: MarketFigures | None,
     ) -> InvestmentScore:
         return score_region(
             new_area_ha=new_area,
@@ -231,6 +270,7 @@ class Runner:
             infrastructure=infrastructure,
             tier=region.tier,
             prices=self.deps.prices,
+            market=market,
         )
 
     def process_region(self, region: Region, cancel: threading.Event) -> RegionResult:
@@ -252,19 +292,30 @@ class Runner:
         cached = self._load_checkpoint(region)
         if cached is not None:
             log.info("region_reused", status=cached.status)
-            # Scoring is pure and cheap: redo it so a new land-price table applies to reused regions.
+            # Market figures and scoring are pure and cheap: redo them so this run's prices apply.
+            market = self._market(region)
             return cached.model_copy(
-                update={"score": self._score(region, cached.new_area_ha, cached.infrastructure)}
+                update={
+                    "market": market,
+                    "score": self._score(region, cached.new_area_ha, cached.infrastructure, market),
+                }
             )
         detection = self.deps.backend.detect(region, self.settings.run_date, cancel)
-        prior = self.deps.previous
-        previous = prior.polygons(region.name) if prior is not None and prior.compared(region.name) else None
+        prior = self._prior(region)
         polygons: list[ChangePolygon] = []
         new_area: dict[str, float] | None = None
         if detection.status == "ok":
-            polygons, new_area = label_changes(detection.polygons, previous, self.settings.run_date)
+            footprint, new_area = label_changes(
+                detection.footprint or detection.polygons,
+                prior.polygons if prior is not None else None,
+                self.settings.run_date,
+                mmu_ha=self.deps.params.mmu_ha,
+            )
+            polygons = footprint[: len(detection.polygons)]
+            self.deps.footprints.save(region.name, self.settings.run_date, self.run_id, footprint)
         infrastructure = self._infrastructure(region)
-        score = self._score(region, new_area, infrastructure)
+        market = self._market(region)
+        score = self._score(region, new_area, infrastructure, market)
         result = RegionResult(
             **region_identity(region),
             status=detection.status,
@@ -275,7 +326,13 @@ class Runner:
             polygons=polygons,
             scenes=detection.scenes,
             infrastructure=infrastructure,
+            market=market,
             score=score,
+            compared_against=(
+                PreviousRunRef(run_id=prior.run_id, run_date=prior.run_date)
+                if prior is not None and detection.status == "ok"
+                else None
+            ),
             duration_s=round(time.monotonic() - started, 3),
         )
         # A finished result is valid even if the run is being stopped: keep it for the rerun.
@@ -369,8 +426,13 @@ class Runner:
             self.regions,
             results,
             run_id=self.run_id,
-            duration_s=time.monotonic() - started,
-            imagery=self.deps.imagery_info,
+            duration_s=round(time.monotonic() - started, 3),
+            imagery=self.deps.imagery_info.model_copy(
+                update={
+                    "corrections": self.deps.backend.corrections(),
+                    **({"items_read": n} if (n := self.deps.backend.items_read()) is not None else {}),
+                }
+            ),
             windows=self.windows,
             params=self.deps.params,
             previous_run=previous.describe() if previous else PreviousRunInfo(note=NO_PREVIOUS_RUN_NOTE),

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.models import InfrastructureResult, InvestmentScore
 from ccapi_monitor.params import CLASSES
 
@@ -39,6 +40,8 @@ CLASS_WEIGHTS: Final[dict[str, float]] = {"vegetation_clearing": 0.6, "built_up"
 WEIGHT_ACTIVITY: Final = 0.45
 WEIGHT_INFRASTRUCTURE: Final = 0.30
 WEIGHT_MARKET: Final = 0.25
+#: Live market figures replace the tier price only with at least this many listings behind them.
+MIN_MARKET_LISTINGS: Final = 5
 BUY_AT: Final = 60.0
 WATCH_AT: Final = 35.0
 
@@ -128,6 +131,13 @@ def activity_score(new_area_ha: Mapping[str, float], area_km2: float) -> tuple[f
     return intensity, 100.0 * (1.0 - math.exp(-intensity / ACTIVITY_SCALE_HA_PER_KM2))
 
 
+def _log_position(price: float, low: float, high: float) -> float:
+    """0 at ``high``, 100 at ``low``, on a log scale, clamped (a live price may leave the range)."""
+    if high == low:
+        return 50.0
+    return min(100.0, max(0.0, 100.0 * math.log(high / price) / math.log(high / low)))
+
+
 def affordability(tier: int, prices: Mapping[int, LandPrice]) -> float:
     """0 for the dearest tier, 100 for the cheapest, on a log scale of the USD price.
 
@@ -135,10 +145,43 @@ def affordability(tier: int, prices: Mapping[int, LandPrice]) -> float:
     a step as tier 1 against tier 2.
     """
     usd = [p.usd_per_m2 for p in prices.values()]
-    low, high = min(usd), max(usd)
-    if high == low:
-        return 50.0
-    return 100.0 * math.log(high / prices[tier].usd_per_m2) / math.log(high / low)
+    return _log_position(prices[tier].usd_per_m2, min(usd), max(usd))
+
+
+def live_affordability(idr_per_m2: float, prices: Mapping[int, LandPrice]) -> float:
+    """A live IDR price on the same scale: the table's dearest and cheapest tiers are 0 and 100."""
+    idr = [p.idr_per_m2 for p in prices.values()]
+    return _log_position(idr_per_m2, min(idr), max(idr))
+
+
+def uses_live_market(market: MarketFigures | None) -> bool:
+    """Live figures count when they are live and at least ``MIN_MARKET_LISTINGS`` listings back them."""
+    return market is not None and market.source != "static" and market.listing_count >= MIN_MARKET_LISTINGS
+
+
+def _market_note(
+    tier: int, prices: Mapping[int, LandPrice], market: MarketFigures | None
+) -> tuple[float, str]:
+    """The market term's input 0..100 and how the rationale names its source and listings."""
+    if market is not None and uses_live_market(market):
+        value = live_affordability(market.median_idr_per_m2, prices)
+        trend = f", {market.trend.pct_per_week:+.1f} %/week" if market.trend is not None else ""
+        return value, (
+            f"land at a median IDR {market.median_idr_per_m2:,.0f}/m² from {market.label} "
+            f"({market.listing_count} listings{trend}; market {value:.0f}/100)"
+        )
+    price = prices[tier]
+    value = affordability(tier, prices)
+    if market is None or market.requested == "static":
+        why = "static tier table"
+    elif market.source != "static":
+        why = f"static tier table: {market.label} had {market.listing_count} listings, {MIN_MARKET_LISTINGS} needed"
+    else:
+        why = f"static tier table: {market.requested} unavailable, {market.fallback_reason}"
+    return value, (
+        f"tier {tier} land at about IDR {price.idr_per_m2:,.0f}/m² "
+        f"(USD {price.usd_per_m2:,.0f}, {why}; market {value:.0f}/100)"
+    )
 
 
 def label_for(value: float) -> Label:
@@ -171,13 +214,15 @@ def score_region(
     infrastructure: InfrastructureResult | None,
     tier: int,
     prices: Mapping[int, LandPrice],
+    market: MarketFigures | None = None,
 ) -> InvestmentScore:
     """Score one region (docs/scoring.md).
 
     ``score = 0.45 A + 0.30 I + 0.25 M * A / 100`` with activity ``A``, infrastructure
     ``I`` and market affordability ``M`` all 0..100; without ``I`` the other weights are
-    rescaled to fill 0..100. ``new_area_ha`` is ``None`` for a failed or insufficiently
-    observed region: no score, and the rationale says so.
+    rescaled to fill 0..100. ``M`` comes from live ``market`` figures where
+    :func:`uses_live_market`, else from the tier table. ``new_area_ha`` is ``None`` for a
+    failed or insufficiently observed region: no score, and the rationale says so.
     """
     if tier not in prices:
         raise InvalidInputError(f"no land-price benchmark for tier {tier} (have {sorted(prices)})")
@@ -191,27 +236,30 @@ def score_region(
             "(failed or too few clear observations).",
         )
     intensity, activity = activity_score(new_area_ha, area_km2)
-    market = affordability(tier, prices)
+    market_value, market_note = _market_note(tier, prices, market)
     infra, infra_note = _infrastructure_note(infrastructure)
-    market_term = WEIGHT_MARKET * market * activity / 100.0
+    market_term = WEIGHT_MARKET * market_value * activity / 100.0
     if infra is None:
         value = (WEIGHT_ACTIVITY * activity + market_term) / (WEIGHT_ACTIVITY + WEIGHT_MARKET)
     else:
         value = WEIGHT_ACTIVITY * activity + WEIGHT_INFRASTRUCTURE * infra + market_term
     value = round(min(100.0, max(0.0, value)), 1)
     label = label_for(value)
-    price = prices[tier]
+    live = uses_live_market(market)
     new_parts = " and ".join(f"{new_area_ha.get(c, 0.0):.1f} ha new {CLASS_LABELS[c]}" for c in CLASSES)
     rationale = (
         f"{label} at {value:.0f}/100: {new_parts} in {area_km2:,.0f} km² "
-        f"(activity {activity:.0f}/100), {infra_note}, tier {tier} land at about "
-        f"IDR {price.idr_per_m2:,.0f}/m² (USD {price.usd_per_m2:,.0f}; market {market:.0f}/100)."
+        f"(activity {activity:.0f}/100), {infra_note}, {market_note}."
     )
     components = {
         "activity": round(activity, 2),
         "weighted_new_ha_per_km2": round(intensity, 5),
-        "market": round(market, 2),
-        "land_price_usd_per_m2": price.usd_per_m2,
+        "market": round(market_value, 2),
+        "market_live": 1.0 if live else 0.0,
+        "land_price_usd_per_m2": prices[tier].usd_per_m2,
+        "land_price_idr_per_m2": market.median_idr_per_m2
+        if market is not None and live
+        else prices[tier].idr_per_m2,
         **{f"new_{c}_ha_per_km2": round(new_area_ha.get(c, 0.0) / area_km2, 5) for c in CLASSES},
     }
     if infra is not None:

@@ -47,7 +47,10 @@ from pydantic import (
 )
 
 from ccapi_monitor.errors import InvalidInputError
+from ccapi_monitor.market import sample_feed_path
+from ccapi_monitor.market.models import MarketSourceName
 from ccapi_monitor.params import DetectionParams
+from ccapi_monitor.skip_calendar import SkipCalendar
 
 Imagery = Literal["earthengine", "stac", "demo"]
 Infrastructure = Literal["overpass", "pbf", "off"]
@@ -109,6 +112,11 @@ class Settings(BaseModel):
     )
     stac_items: Annotated[str | None, Source(env="CCAPI_STAC_ITEMS")] = Field(
         None, description="stac backend: a STAC API URL or an ItemCollection JSON file."
+    )
+    stac_collection: Annotated[str, Source(env="CCAPI_STAC_COLLECTION")] = Field(
+        "sentinel-2-c1-l2a",
+        description="stac backend: the collection searched; sentinel-2-l2a is still read "
+        "(each item's offset is checked against its pixels).",
     )
     infrastructure: Annotated[
         Infrastructure, Source(env="CCAPI_INFRASTRUCTURE", show_default="overpass; off with --imagery demo")
@@ -185,8 +193,10 @@ class Settings(BaseModel):
         "auto",
         description="CloudWatch metrics; auto: CloudWatch when AWS credentials exist, else a log line.",
     )
-    metric_namespace: str = Field(
-        "CloudClearingAPI", description="CloudWatch namespace of the worker's metrics."
+    metric_namespace: Annotated[str, Source(env="CCAPI_METRIC_NAMESPACE")] = Field(
+        "CloudClearingAPI",
+        pattern=r"^[A-Za-z0-9._/#:-]{1,255}$",
+        description="CloudWatch namespace of the worker's metrics (Terraform's metric_namespace; the task role allows only it).",
     )
     xray: Annotated[bool, Source(env="CCAPI_XRAY")] = Field(
         False, description="Send X-Ray segments to the daemon (AWS_XRAY_DAEMON_ADDRESS)."
@@ -200,8 +210,43 @@ class Settings(BaseModel):
     execution_arn: Annotated[str | None, _env_only("CCAPI_EXECUTION_ARN")] = Field(
         None, description="Step Functions execution ARN, added to every log line."
     )
+    skip_calendar: Annotated[
+        SkipCalendar, Source(env="CCAPI_SKIP_CALENDAR", flag=False, commands=("preflight",))
+    ] = Field(
+        default_factory=SkipCalendar,
+        description="JSON skip calendar (public holidays country, dates, windows) that preflight checks first; unset: nothing skipped.",
+    )
+    force: Annotated[bool, Source(execution_input=True, commands=("preflight",))] = Field(
+        False, description="Run even when the run date is on the skip calendar."
+    )
     land_prices: Annotated[Path | None, Source(env="CCAPI_LAND_PRICES_FILE")] = Field(
         None, description="CSV/JSON overriding the benchmark land price per market tier."
+    )
+    # Market data (docs/market.md)
+    market: Annotated[
+        MarketSourceName,
+        Source(
+            env="CCAPI_MARKET",
+            commands=("run",),
+            show_default="static; feed (synthetic sample) with --imagery demo",
+        ),
+    ] = Field("static", description="Market data source of the score's market term and the report.")
+    market_feed: Annotated[str | None, Source(env="CCAPI_MARKET_FEED", commands=("run",))] = Field(
+        None, description="--market feed: price feed URI (path, s3:// or https://; CSV, JSON or Parquet)."
+    )
+    market_feed_token: Annotated[SecretStr | None, _env_only("CCAPI_MARKET_FEED_TOKEN")] = Field(
+        None, description="Bearer token for an HTTPS price feed; never logged."
+    )
+    market_listings: Annotated[tuple[str, ...], Source(env="CCAPI_MARKET_LISTINGS", commands=("run",))] = (
+        Field(
+            (),
+            description="--market listings: listing pages, URL or REGION=URL (repeatable, or comma-separated).",
+        )
+    )
+    enable_scraping: Annotated[
+        bool, Source(env="CCAPI_ENABLE_SCRAPING", execution_input=True, commands=("run",))
+    ] = Field(
+        True, description="Fetch market data over the network; off: cached copies or the static table only."
     )
     detection: DetectionParams = Field(default_factory=DetectionParams)
     # Fan-out (docs/scaling.md)
@@ -223,6 +268,19 @@ class Settings(BaseModel):
     )
 
     # -- textual forms -------------------------------------------------------------------------
+
+    @field_validator("metric_namespace")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("namespaces starting with AWS/ are reserved for AWS services")
+        return value
+
+    @field_validator("skip_calendar", mode="before")
+    @classmethod
+    def _parse_skip_calendar(cls, value: Any) -> Any:
+        """CCAPI_SKIP_CALENDAR is JSON text (Terraform's jsonencode of skip_calendar)."""
+        return SkipCalendar.from_json(value) if isinstance(value, str) else value
 
     @field_validator("run_date", mode="before")
     @classmethod
@@ -261,7 +319,7 @@ class Settings(BaseModel):
 
         return None if value is None else validate_run_id(value)
 
-    @field_validator("regions", "overpass_endpoints", mode="before")
+    @field_validator("regions", "overpass_endpoints", "market_listings", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         """A list, a comma-separated string, or repeated flags that may each hold commas."""
@@ -276,9 +334,14 @@ class Settings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _infrastructure_default(cls, values: Any) -> Any:
-        """The demo imagery runs offline: no OSM unless asked for."""
+        """The demo imagery runs offline: no OSM unless asked for, market figures from the sample feed."""
         if isinstance(values, dict) and values.get("infrastructure") is None:
             values = {**values, "infrastructure": "off" if values.get("imagery") == "demo" else "overpass"}
+        if isinstance(values, dict) and values.get("imagery") == "demo":
+            if values.get("market") is None:
+                values = {**values, "market": "feed"}
+            if values.get("market") == "feed" and values.get("market_feed") is None:
+                values = {**values, "market_feed": str(sample_feed_path())}
         return values
 
     # -- rules between settings ------------------------------------------------------------------
@@ -317,6 +380,8 @@ REQUIRES: tuple[tuple[str, object, str], ...] = (
     ("imagery", "stac", "stac_items"),
     ("infrastructure", "pbf", "osm_pbf"),
     ("shard", None, "run_id"),
+    ("market", "feed", "market_feed"),
+    ("market", "listings", "market_listings"),
 )
 #: Pairs of settings that may not both be given.
 EXCLUSIVE: tuple[tuple[str, str], ...] = (("regions", "regions_count"),)

@@ -26,7 +26,7 @@ from typing import Any
 #: Header emoji by outcome; the same ones the e-mail subjects use.
 STATUS_EMOJI = {"succeeded": "✅", "partial": "⚠️", "failed": "❌", "skipped": "⏭️", "ALARM": "🚨", "OK": "✅"}
 
-#: What to do about a failure, by the error name the execution failed with (docs/runbook.md).
+#: What to do about a failure, by error name; docs/runbook.md has a row for each (a test checks).
 ACTIONS = {
     "CCAPI.PreflightFailed": "Fix the check named in the cause (credentials, bucket, endpoint, regions file), "
     "then start a manual run for the same run_date.",
@@ -42,8 +42,6 @@ ACTIONS = {
     "States.HeartbeatTimeout": "The task stopped without calling back (image pull, ENI, secret or out of memory): "
     "read the ECS stopped reason, fix it, then re-run.",
     "States.Timeout": "A task ran past its timeout without calling back: read the ECS stopped reason and the logs, "
-    "then re-run.",
-    "States.TaskFailed": "ECS refused to start the task (capacity, quota or configuration): read the cause, "
     "then re-run.",
     "ECS.AmazonECSException": "ECS refused to start the task after three attempts (capacity or throttling): "
     "re-run later or in another subnet / Availability Zone.",

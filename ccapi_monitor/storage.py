@@ -7,10 +7,14 @@ picks the implementation for a URI, so this module never imports the S3 one (whi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+_SWAP_LOCK = threading.Lock()
 
 
 class Store(ABC):
@@ -39,6 +43,24 @@ class Store(ABC):
 
     def exists(self, key: str) -> bool:
         return self.read_bytes(key) is not None
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        """The object and a version token for :meth:`write_if` (``None, None`` when absent)."""
+        data = self.read_bytes(key)
+        return data, (None if data is None else hashlib.sha256(data).hexdigest())
+
+    def write_if(self, key: str, data: bytes, content_type: str, *, expected: str | None) -> bool:
+        """Write only if the object is still at version ``expected`` (``None``: still absent).
+
+        False when another writer got there first: re-read and decide again. This default
+        compares and swaps under a process lock, enough for a local folder; S3Store uses S3's
+        conditional writes (If-Match / If-None-Match), which hold across machines.
+        """
+        with _SWAP_LOCK:
+            if self.read_versioned(key)[1] != expected:
+                return False
+            self.write_bytes(key, data, content_type)
+            return True
 
 
 class LocalStore(Store):

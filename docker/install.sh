@@ -23,8 +23,10 @@ deps() {
     "$uv" venv --quiet --python "${PYTHON:-python3}" "$venv"
     # The lock pins every distribution. rasterio, pyproj, shapely and pyogrio wheels bundle
     # GDAL, PROJ and GEOS, so binary-only means no compiler and no system GDAL anywhere.
+    # The one exception, jstyleson (pulled in by extruct), publishes only an sdist: it is a
+    # single pure-Python module, so building it needs no compiler either.
     "$uv" pip sync --quiet --python "$venv/bin/python" --only-binary :all: \
-        "$project/requirements/runtime.lock"
+        --no-binary jstyleson "$project/requirements/runtime.lock"
 }
 
 project() {

@@ -7,17 +7,32 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyproj
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box, mapping, shape
+from shapely.ops import unary_union
 from structlog.testing import capture_logs
 
-from ccapi_monitor.changes import PreviousRun, label_changes, load_previous_run, polygons_from_geojson
+from ccapi_monitor.changes import (
+    FootprintStore,
+    PreviousRun,
+    label_changes,
+    load_previous_run,
+    polygons_from_geojson,
+)
+from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.errors import StoreError
-from ccapi_monitor.models import ChangePolygon
-from ccapi_monitor.params import CLASSES
+from ccapi_monitor.infrastructure.factory import OffSource
+from ccapi_monitor.models import ChangePolygon, DetectionResult, ImageryInfo
+from ccapi_monitor.params import CLASSES, DetectionParams
+from ccapi_monitor.regions import Region, load_regions
+from ccapi_monitor.reports.json_report import publish_reports
 from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
+from ccapi_monitor.runner import RunDependencies, Runner
+from ccapi_monitor.scoring import load_land_prices
+from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import LocalStore, Store
 from tests.worker import demo_args, run_worker
 
@@ -73,10 +88,27 @@ def test_overlapping_same_class_persists_and_keeps_earliest_first_detected():
         poly(107.0005, -6.3, first=WEEK1),  # overlaps the same new polygon, detected later
     ]
     grown = poly(107.0002, -6.3002, size=0.002)  # the site grew: still the same site
-    labelled, new_ha = label_changes([grown], previous, WEEK2)
+    labelled, new_ha = label_changes([grown], previous, WEEK2, mmu_ha=0.2)
     assert labelled[0].change == "persisting"
     assert labelled[0].first_detected == WEEK1 - timedelta(days=14)
-    assert new_ha == dict.fromkeys(CLASSES, 0.0)
+    # Only the growth is new: the grown square minus the two old squares, geodesic.
+    growth = shape(grown.geometry).difference(shape(previous[0].geometry).union(shape(previous[1].geometry)))
+    assert new_ha["built_up"] == pytest.approx(geodesic_ha(growth), abs=1e-4)  # rounded to 4 places
+    assert 0 < new_ha["built_up"] < grown.area_ha
+    assert new_ha["vegetation_clearing"] == 0.0
+
+
+def test_growth_counts_only_parts_of_at_least_the_mmu():
+    previous = [poly(107.0, -6.3, size=0.002, first=WEEK1)]
+    sliver = poly(107.0, -6.3, size=0.00201)  # 1.1 m wider: a 0.05 ha sliver
+    grown = poly(107.0, -6.3, size=0.0026)  # about 3 ha more
+    assert label_changes([sliver], previous, WEEK2, mmu_ha=0.2)[1]["built_up"] == 0.0
+    assert label_changes([grown], previous, WEEK2, mmu_ha=0.2)[1]["built_up"] > 2.5
+
+
+def geodesic_ha(geometry: Any) -> float:
+    area, _ = pyproj.Geod(ellps="WGS84").geometry_area_perimeter(geometry)
+    return abs(area) / 10_000
 
 
 def test_other_class_or_disjoint_polygon_is_new():
@@ -196,7 +228,12 @@ def test_two_consecutive_runs(tmp_path):
     week2_raw = [poly(107.0003, -6.3003), poly(107.1, -6.2)]
     week2, new_ha = label_changes(week2_raw, previous.polygons("bekasi_industrial_belt"), WEEK2)
     assert [(p.change, p.first_detected) for p in week2] == [("persisting", WEEK1), ("new", WEEK2)]
-    assert new_ha == {"vegetation_clearing": 0.0, "built_up": pytest.approx(week2_raw[1].area_ha)}
+    # The new site counts whole; the persisting one adds the part of it outside last week's.
+    moved = shape(week2_raw[0].geometry).difference(shape(week1[0].geometry))
+    assert new_ha == {
+        "vegetation_clearing": 0.0,
+        "built_up": pytest.approx(week2_raw[1].area_ha + geodesic_ha(moved), abs=2e-4),
+    }
 
 
 def test_rerun_of_the_same_week_compares_with_the_week_before(tmp_path):
@@ -311,6 +348,11 @@ def test_two_consecutive_demo_runs(tmp_path: Path, worker_env: dict[str, str]):
     assert week1["changes"], "the demo plants events every week: week 1 must find some"
     assert {p.change for p in week1["changes"]} == {"new"}
     assert "No previous run to compare with" in week1["html"]
+    # The demo's mislabelled items are corrected and counted in the imagery section.
+    corrections = week1["report"]["imagery"]["corrections"]
+    assert corrections
+    assert {c["applied_offset"] for c in corrections} == {0.0, -0.1}
+    assert week1["report"]["imagery"]["items_read"] > len(corrections)
 
     week2 = run(WEEK2)
     report = week2["report"]
@@ -330,7 +372,131 @@ def test_two_consecutive_demo_runs(tmp_path: Path, worker_env: dict[str, str]):
         else:
             assert polygon.first_detected == WEEK2
     (result,) = report["regions"]
-    if result["polygon_count"] == len(week2["changes"]):  # under the cap, the sums must agree exactly
+    assert result["compared_against"] == {"run_id": week1["run_id"], "run_date": WEEK1.isoformat()}
+    if result["polygon_count"] == len(week2["changes"]):  # under the cap: every component is listed
         for c in CLASSES:
-            expected = sum(p.area_ha for p in week2["changes"] if p.change == "new" and p.change_class == c)
-            assert result["new_area_ha"][c] == pytest.approx(expected, abs=1e-3)
+            # New sites whole, grown sites their growth: this footprint outside last week's.
+            new = sum(p.area_ha for p in week2["changes"] if p.change == "new" and p.change_class == c)
+            persisting = [
+                shape(p.geometry)
+                for p in week2["changes"]
+                if p.change == "persisting" and p.change_class == c
+            ]
+            before = unary_union(previous_by_class[c]) if previous_by_class[c] else None
+            growth = sum(
+                ha
+                for g in persisting
+                for part in getattr(g.difference(before), "geoms", [g.difference(before)])
+                if (ha := geodesic_ha(part)) >= 0.2
+            )
+            assert result["new_area_ha"][c] == pytest.approx(new + growth, abs=2e-2)
+
+
+# --- week over week against the region's most recent earlier ok run -----------------------
+
+
+class ScriptedBackend(ImageryBackend):
+    """Per run date: ``None`` (insufficient observations) or the sites ``(x, y, size)`` found,
+    largest first, through the real ``region_result`` (which lists the first max_polygons)."""
+
+    name = "demo"
+
+    def __init__(
+        self, params: DetectionParams, weeks: dict[date, list[tuple[float, float, float]] | None]
+    ) -> None:
+        super().__init__(params)
+        self.weeks = weeks
+
+    def detect(self, region: Region, run_date: date, cancel: Any = None) -> DetectionResult:
+        sites = self.weeks[run_date]
+        polygons = [
+            poly(x, y, size, region=region.name).model_copy(
+                update={"area_ha": geodesic_ha(box(x, y, x + size, y + size))}
+            )
+            for x, y, size in sites or []
+        ]
+        return region_result(
+            self.params,
+            source=self.name,
+            observed_fraction=0.2 if sites is None else 0.95,
+            area_ha={"vegetation_clearing": 0.0, "built_up": sum(p.area_ha for p in polygons)},
+            polygons=polygons,
+            polygon_count=len(polygons),
+            scenes={"baseline": 40, "persistence": 8, "current": 4},
+            details={},
+        )
+
+
+def test_week_lost_to_cloud_compares_with_the_last_ok_run_and_its_whole_footprint(tmp_path):
+    """week 1 ok -> week 2 insufficient_observations -> week 3 ok."""
+    region = next(r for r in load_regions() if r.name == "bekasi_industrial_belt")
+    x0, y0, _, _ = region.bounds
+    sites = [(x0 + 0.01 * i, y0 + 0.01, 0.004 - 0.0005 * i) for i in range(5)]  # largest first
+    grown = (sites[0][0], sites[0][1], 0.005)  # site 0 grew by 0.001 deg on two sides
+    newcomer = (x0 + 0.08, y0 + 0.05, 0.002)
+    week3 = date(2025, 8, 20)
+    params = DetectionParams(max_polygons=3)  # sites 3 and 4 are never listed, only kept
+    backend = ScriptedBackend(params, {WEEK1: sites, WEEK2: None, week3: [grown, *sites[1:], newcomer]})
+    store = LocalStore(tmp_path / "reports")
+    summaries = {}
+    for run_date in (WEEK1, WEEK2, week3):
+        settings_ = Settings(
+            run_date=run_date,
+            imagery="demo",
+            infrastructure="off",
+            output=store.uri,
+            cache=str(tmp_path / "c"),
+        )
+        deps = RunDependencies(
+            backend=backend,
+            infrastructure=OffSource(),
+            reports=store,
+            cache=LocalStore(tmp_path / "c"),
+            prices=load_land_prices(),
+            params=params,
+            imagery_info=ImageryInfo(source="demo"),
+            previous=load_previous_run(store, before=run_date),
+        )
+        summary = Runner(settings_, [region], deps, run_id=f"run-{run_date}").run()
+        publish_reports(store, summary, "<html></html>")
+        summaries[run_date] = summary.regions[0]
+
+    first, cloudy, third = summaries[WEEK1], summaries[WEEK2], summaries[week3]
+    assert first.status == "ok"
+    assert len(first.polygons) == 3
+    assert first.polygon_count == 5
+    assert cloudy.status == "insufficient_observations"
+    assert third.compared_against is not None
+    assert (third.compared_against.run_id, third.compared_against.run_date) == (f"run-{WEEK1}", WEEK1)
+    # Week 1's sites persist in week 3; the newcomer is new.
+    assert [p.change for p in third.polygons] == ["persisting", "persisting", "persisting"]
+    assert all(p.first_detected == WEEK1 for p in third.polygons)
+    footprint = FootprintStore(store).previous(region.name, week3 + timedelta(days=7))
+    assert footprint is not None
+    assert footprint.run_id == f"run-{week3}"
+    labels = {round(p.area_ha, 3): p.change for p in footprint.polygons}
+    assert list(labels.values()).count("persisting") == 5  # sites 3 and 4 too: still known
+    assert list(labels.values()).count("new") == 1
+    # New hectares: the newcomer whole, site 0 only its growth; sites 3 and 4 add nothing.
+    growth = box(grown[0], grown[1], grown[0] + grown[2], grown[1] + grown[2]).difference(
+        box(sites[0][0], sites[0][1], sites[0][0] + sites[0][2], sites[0][1] + sites[0][2])
+    )
+    expected = geodesic_ha(
+        box(newcomer[0], newcomer[1], newcomer[0] + newcomer[2], newcomer[1] + newcomer[2])
+    )
+    assert third.new_area_ha == {
+        "vegetation_clearing": 0.0,
+        "built_up": pytest.approx(expected + geodesic_ha(growth), abs=1e-3),
+    }
+    report = json.loads(store.read_bytes(f"weekly/{week3}/run-{week3}/report.json") or b"{}")
+    assert report["regions"][0]["compared_against"] == {
+        "run_id": f"run-{WEEK1}",
+        "run_date": WEEK1.isoformat(),
+    }
+
+
+def test_unpublished_runs_are_never_compared_against(tmp_path):
+    store = LocalStore(tmp_path)
+    footprints = FootprintStore(store)
+    footprints.save("r", WEEK1, "crashed", [poly(107.0, -6.3, region="r")])
+    assert footprints.previous("r", WEEK2) is None

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from ccapi_monitor.tracing import Tracer, get_tracer, parse_daemon_address, set_tracer
 
@@ -109,10 +110,15 @@ def test_no_daemon_listening_is_not_an_error() -> None:
     address = f"127.0.0.1:{closed.getsockname()[1]}"
     closed.close()  # nothing listens on this port any more
     tracer = Tracer(True, daemon_address=address)
-    for _ in range(3):  # ICMP port-unreachable surfaces on later sends on some systems
-        with tracer.run("r"), tracer.region("Bekasi"), tracer.call("S3"):
-            pass
-    tracer.close()
+    finished = 0
+    with capture_logs() as logs:
+        for _ in range(3):  # ICMP port-unreachable surfaces on later sends on some systems
+            with tracer.run("r"), tracer.region("Bekasi"), tracer.call("S3"):
+                pass
+            finished += 1
+        tracer.close()
+    assert finished == 3
+    assert [e for e in logs if e.get("log_level") in ("error", "critical")] == []
 
 
 def test_calls_outside_a_run_are_ignored(daemon: DaemonStub) -> None:

@@ -25,6 +25,9 @@ log = structlog.get_logger(__name__)
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_DENIED = frozenset({"AccessDenied", "403", "Forbidden"})
+#: A conditional PUT that lost: 412 (the condition no longer holds) or 409 (a concurrent write).
+_LOST_RACE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _CONTENT_TYPES = {
     ".json": "application/json",
@@ -81,35 +84,69 @@ class S3Store(Store):
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def read_bytes(self, key: str) -> bytes | None:
+        return self.read_versioned(key)[0]
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        """The object and its ETag; ``(None, None)`` when it does not exist."""
         full = self._key(key)
         with get_tracer().call("S3", operation="GetObject"):
             try:
                 response = self._client.get_object(Bucket=self.bucket, Key=full)
                 data: bytes = response["Body"].read()
-                return data
+                return data, str(response.get("ETag") or "") or None
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                    return None
+                code = exc.response.get("Error", {}).get("Code")
+                if code in _NOT_FOUND:
+                    return None, None
+                if code in _DENIED and not self._listed(full, exc):
+                    # S3 answers 403 for a missing key unless s3:ListBucket applies to the request,
+                    # and a ListBucket limited by s3:prefix never applies to a GetObject.
+                    log.info("s3_missing_key_denied", uri=f"s3://{self.bucket}/{full}")
+                    return None, None
                 raise StoreError(f"cannot read s3://{self.bucket}/{full}: {_error_text(exc)}") from None
             except BotoCoreError as exc:
                 raise StoreError(f"cannot read s3://{self.bucket}/{full}: {_error_text(exc)}") from None
+
+    def _listed(self, full: str, denied: ClientError) -> bool:
+        """Whether ``full`` exists, by listing exactly that key (allowed by the role's prefix condition)."""
+        try:
+            response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(
+                f"cannot read s3://{self.bucket}/{full}: {_error_text(denied)}, "
+                f"and cannot list it to tell a missing key from a denied one: {_error_text(exc)}"
+            ) from None
+        return any(obj["Key"] == full for obj in response.get("Contents", []))
+
+    def write_if(self, key: str, data: bytes, content_type: str, *, expected: str | None) -> bool:
+        """S3 conditional write: ``If-Match: expected`` or, for a new object, ``If-None-Match: *``."""
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        return self._put(self._key(key), data, content_type, condition)
 
     def write_bytes(self, key: str, data: bytes, content_type: str = _DEFAULT_CONTENT_TYPE) -> str:
         full = self._key(key)
         if content_type == _DEFAULT_CONTENT_TYPE:
             content_type = guess_content_type(full)
-        extra: dict[str, str] = {}
-        if self.kms_key_id:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        self._put(full, data, content_type, {})
+        log.debug("s3_put", uri=f"s3://{self.bucket}/{full}", bytes=len(data))
+        return f"s3://{self.bucket}/{full}"
+
+    def _put(self, full: str, data: bytes, content_type: str, condition: dict[str, str]) -> bool:
+        """One PutObject (KMS when configured); False only when a condition lost a race (412/409)."""
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id} if self.kms_key_id else {}
         with get_tracer().call("S3", operation="PutObject"):
             try:
                 self._client.put_object(
-                    Bucket=self.bucket, Key=full, Body=data, ContentType=content_type, **extra
+                    Bucket=self.bucket, Key=full, Body=data, ContentType=content_type, **condition, **extra
                 )
-            except (ClientError, BotoCoreError) as exc:
+            except ClientError as exc:
+                if condition and exc.response.get("Error", {}).get("Code") in _LOST_RACE:
+                    log.info("s3_conditional_write_lost", uri=f"s3://{self.bucket}/{full}")
+                    return False
                 raise StoreError(f"cannot write s3://{self.bucket}/{full}: {_error_text(exc)}") from None
-        log.debug("s3_put", uri=f"s3://{self.bucket}/{full}", bytes=len(data))
-        return f"s3://{self.bucket}/{full}"
+            except BotoCoreError as exc:
+                raise StoreError(f"cannot write s3://{self.bucket}/{full}: {_error_text(exc)}") from None
+        return True
 
     def delete(self, key: str) -> None:
         full = self._key(key)

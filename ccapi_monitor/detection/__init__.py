@@ -31,7 +31,7 @@ def create_backend(settings: Settings) -> ImageryBackend:
             raise InvalidInputError("--imagery stac needs --stac-items PATH_OR_URL (or CCAPI_STAC_ITEMS)")
         from ccapi_monitor.detection.stac import StacBackend
 
-        return StacBackend(params, settings.stac_items)
+        return StacBackend(params, settings.stac_items, collection=settings.stac_collection)
     from ccapi_monitor.detection.earthengine import EarthEngineBackend
 
     key = settings.gee_service_account_key

@@ -111,29 +111,43 @@ class TileStats:
     seasonal_bare: BoolArray
 
 
+#: Columns sorted at a time by :func:`sorted_percentiles`: a block of a year of values
+#: (4096 x ~70 float32, about 1 MB) stays in cache while it is transposed and sorted.
+PERCENTILE_BLOCK: Final = 4096
+
+
 def sorted_percentiles(
     stack: FloatArray, quantiles: Sequence[float]
 ) -> tuple[list[FloatArray], NDArray[Any]]:
     """Per-column percentiles of a ``(T, N)`` stack with NaN for missing values.
 
-    Same definition as ``numpy.nanpercentile`` (linear interpolation), but one in-place
-    sort for all quantiles: nanpercentile is about 20 times slower on these shapes.
+    Same definition as ``numpy.nanpercentile`` (linear interpolation), but one sort for
+    all quantiles: nanpercentile is about 20 times slower on these shapes. The columns
+    are sorted in blocks, each copied so that a pixel's values are contiguous: sorting
+    along the first axis of the whole stack walks memory with a stride of a row and
+    costs about twice as much (benchmarks/README.md). ``stack`` is left unchanged.
     Returns the percentiles (NaN where a column has no value) and the value counts.
     """
-    stack.sort(axis=0)  # NaN sorts last
-    count = np.count_nonzero(~np.isnan(stack), axis=0)
-    last = np.maximum(count - 1, 0)
-    results = []
-    for q in quantiles:
-        pos = q * last
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, last)
-        frac = (pos - lo).astype(np.float32)
-        low = np.take_along_axis(stack, lo[None], axis=0)[0]
-        high = np.take_along_axis(stack, hi[None], axis=0)[0]
-        value = low + (high - low) * frac
-        value[count == 0] = np.nan
-        results.append(value.astype(np.float32))
+    n = stack.shape[1]
+    results = [np.empty(n, dtype=np.float32) for _ in quantiles]
+    count = np.empty(n, dtype=np.intp)
+    for start in range(0, n, PERCENTILE_BLOCK):
+        stop = min(n, start + PERCENTILE_BLOCK)
+        block = stack[:, start:stop].T.copy()  # (pixels, T), C order: a copy, even of one column
+        block.sort(axis=1)  # NaN sorts last
+        block_count = np.count_nonzero(~np.isnan(block), axis=1)
+        last = np.maximum(block_count - 1, 0)
+        for out, q in zip(results, quantiles, strict=True):
+            pos = q * last
+            lo = np.floor(pos).astype(np.intp)
+            hi = np.minimum(lo + 1, last)
+            frac = (pos - lo).astype(np.float32)
+            low = np.take_along_axis(block, lo[:, None], axis=1)[:, 0]
+            high = np.take_along_axis(block, hi[:, None], axis=1)[:, 0]
+            value = low + (high - low) * frac
+            value[block_count == 0] = np.nan
+            out[start:stop] = value
+        count[start:stop] = block_count
     return results, count
 
 
@@ -151,7 +165,9 @@ class TileAccumulator:
         self.params = params
         self.windows = windows
         self.shape = shape
-        self._baseline = np.full((max(baseline_scenes, 1), *shape), np.nan, dtype=np.float32)
+        # Not pre-filled: every baseline scene writes its row, and finish() reads only those
+        # (filling ~300 MB with NaN first cost a second pass over the largest array).
+        self._baseline = np.empty((max(baseline_scenes, 1), *shape), dtype=np.float32)
         self._n_baseline = 0
         self._current: list[Observation] = []
         self._persist_max_ndvi = np.full(shape, -np.inf, dtype=np.float32)
@@ -196,6 +212,8 @@ class TileAccumulator:
 
     def finish(self) -> TileStats:
         height, width = self.shape
+        if self._n_baseline == 0:
+            self._baseline[0] = np.nan  # no baseline scene: every pixel has no value
         flat = self._baseline[: max(self._n_baseline, 1)].reshape(-1, height * width)
         (p10, p90), count = sorted_percentiles(flat, (0.10, 0.90))
         # NDVI_now: mean of the latest ``recent_obs`` clear observations, newest first.
@@ -417,7 +435,8 @@ def measure_region(
         values = ndbi_now[kept] if ndbi_now is not None else np.empty(0, np.float32)
         values = values[np.isfinite(values)]
         mean_ndbi[name] = round(float(values.mean()), 4) if values.size else None
-    polygons = polygonize(labels, components[: params.max_polygons], grid, region_name)
+    # Every component: the first max_polygons are listed, all form the week-over-week footprint.
+    polygons = polygonize(labels, components, grid, region_name)
     return RegionMeasure(
         observed_fraction=observed_fraction,
         area_ha={k: round(v, 4) for k, v in area_ha.items()},

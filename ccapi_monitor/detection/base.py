@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from datetime import date
 from typing import Any, ClassVar
 
-from ccapi_monitor.models import ChangePolygon, DetectionResult
+from ccapi_monitor.models import ChangePolygon, DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region
 
@@ -33,6 +33,14 @@ class ImageryBackend(ABC):
     def prepare(self, regions: list[Region], run_date: date) -> None:  # noqa: B027 - optional hook
         """Run once before regions start (e.g. the demo backend writes its archive)."""
 
+    def corrections(self) -> list[ImageryCorrection]:
+        """Items whose metadata disagreed with their pixels and were read corrected, this process."""
+        return []
+
+    def items_read(self) -> int | None:
+        """Imagery items read in this process (``None``: the backend does not read items)."""
+        return None
+
     def preflight(self) -> list[str]:
         """Problems that would stop a run, one line each; empty when usable."""
         return []
@@ -56,7 +64,10 @@ def region_result(
     details: dict[str, Any],
 ) -> DetectionResult:
     """The one rule every backend applies: below ``min_observed_fraction`` a region is
-    ``insufficient_observations`` with no hectares and no polygons, never "0 ha"."""
+    ``insufficient_observations`` with no hectares and no polygons, never "0 ha".
+
+    ``polygons`` are every component, largest first: all are kept as the footprint, the
+    first ``max_polygons`` are listed."""
     if observed_fraction < params.min_observed_fraction:
         return DetectionResult(
             status="insufficient_observations",
@@ -71,6 +82,7 @@ def region_result(
         observed_fraction=observed_fraction,
         area_ha=area_ha,
         polygons=polygons[: params.max_polygons],
+        footprint=polygons,
         polygon_count=polygon_count,
         scenes=scenes,
         source=source,

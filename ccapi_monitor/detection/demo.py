@@ -50,7 +50,7 @@ from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.detection.stac import LEGACY_COLLECTION, OffsetLedger, StacBackend
 from ccapi_monitor.errors import DetectionError
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region
 
@@ -760,6 +760,12 @@ class DemoBackend(ImageryBackend):
         except OSError as exc:
             return [f"demo archive folder {self.archive.root} is not writable: {exc.strerror or exc}"]
         return []
+
+    def corrections(self) -> list[ImageryCorrection]:
+        return [ImageryCorrection(**c.as_dict()) for c in self.offsets.corrections()]
+
+    def items_read(self) -> int | None:
+        return self.offsets.items_read
 
     def truth_path(self, region: str, run_date: date) -> Path:
         """GeoJSON of the planted events and the class expected on ``run_date`` (for tests)."""

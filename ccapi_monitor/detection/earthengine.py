@@ -67,6 +67,10 @@ MAX_CONNECTED_PIXELS: Final = 1024
 POLYGONS_RELATIVE_COST: Final = 0.6
 #: Resolution of the per-scene "any clear pixel" check behind the scene counts.
 SCENE_CHECK_SCALE_M: Final = 100
+#: Components returned per region, largest first: the first ``max_polygons`` are listed,
+#: all of them are the footprint week over week compares against. 20,000 polygons is
+#: about 10 MB of GeoJSON, within a computeValue response; more are counted, not returned.
+MAX_FOOTPRINT_POLYGONS: Final = 20_000
 #: Metres of error allowed when reprojecting polygons and centroids to EPSG:4326.
 MAX_ERROR_M: Final = 1
 
@@ -346,7 +350,7 @@ def build_region_graph(
 
     polygons = vectors.map(finish)
     polygon_expr = ee.Dictionary(
-        {"count": polygons.size(), "features": polygons.limit(params.max_polygons, "area_ha", False)}
+        {"count": polygons.size(), "features": polygons.limit(MAX_FOOTPRINT_POLYGONS, "area_ha", False)}
     )
     return RegionGraph(stats=stats, polygons=polygon_expr, crs=crs, tile_scale=tile_scale)
 

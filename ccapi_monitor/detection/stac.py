@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -48,7 +48,7 @@ from ccapi_monitor.detection.base import ImageryBackend, region_result
 from ccapi_monitor.detection.gdal_env import READ_OPTIONS, remote_io_threads
 from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.errors import AbortedError, DetectionError
-from ccapi_monitor.models import DetectionResult
+from ccapi_monitor.models import DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.regions import Region
 
@@ -330,8 +330,10 @@ class SceneReader:
         base: Path | None,
         windows: Windows | None = None,
         offsets: OffsetLedger | None = None,
+        gdal_options: Mapping[str, str] = GDAL_OPTIONS,
     ) -> None:
         self.grid = grid
+        self.gdal_options = dict(gdal_options)
         self.params = params
         self.base = base
         self.windows = windows
@@ -390,7 +392,7 @@ class SceneReader:
 
     def observe(self, scene: Scene, rows: tuple[int, int]) -> Observation:
         """Mosaic the scene's items and mask it."""
-        with rasterio.Env(**GDAL_OPTIONS):
+        with rasterio.Env(**self.gdal_options):
             scl, bands = self.mosaic(scene, rows)
         return observe(scene.day, bands, scl, self.params, self.windows)
 
@@ -430,6 +432,7 @@ class OffsetLedger:
         self._lock = threading.Lock()
         self._offsets: dict[str, float] = {}
         self._corrections: dict[str, OffsetCorrection] = {}
+        self._seen: set[str] = set()
 
     def offset_for(
         self,
@@ -441,6 +444,7 @@ class OffsetLedger:
     ) -> float | None:
         """The item's verified offset; ``None`` (use what is declared) until enough pixels judge."""
         with self._lock:
+            self._seen.add(item.id)
             if item.id in self._offsets:
                 return self._offsets[item.id]
         verdict = check_offset(item, dns, scl, declared, max_share)
@@ -463,6 +467,12 @@ class OffsetLedger:
             )
         return offset
 
+    @property
+    def items_read(self) -> int:
+        """Distinct items read so far (what the corrections are a share of)."""
+        with self._lock:
+            return len(self._seen)
+
     def corrections(self, item_ids: Iterable[str] | None = None) -> list[OffsetCorrection]:
         """Corrections made so far (of ``item_ids`` only, when given), by item id."""
         with self._lock:
@@ -484,14 +494,17 @@ class StacBackend(ImageryBackend):
         io_threads: int | None = None,
         strip_rows: int = DEFAULT_STRIP_ROWS,
         collection: str = COLLECTION,
+        gdal_options: Mapping[str, str] = GDAL_OPTIONS,
     ) -> None:
         """``io_threads``: reader threads; by default :data:`LOCAL_IO_THREADS` for local COGs
-        and :func:`~ccapi_monitor.detection.gdal_env.remote_io_threads` for http/s3 ones."""
+        and :func:`~ccapi_monitor.detection.gdal_env.remote_io_threads` for http/s3 ones.
+        ``gdal_options``: GDAL settings of the reads (the benchmarks compare others)."""
         super().__init__(params)
         self.items = items
         self.collection = collection
         self.offsets = OffsetLedger()
         self.io_threads = None if io_threads is None else max(1, io_threads)
+        self.gdal_options = dict(gdal_options)
         self.strip_rows = strip_rows
         self._is_api = urlparse(items).scheme in ("http", "https")
         self._collection: list[pystac.Item] | None = None
@@ -564,6 +577,12 @@ class StacBackend(ImageryBackend):
             "assets": list(REQUIRED_ASSETS),
             "scale_m": self.params.scale_m,
         }
+
+    def corrections(self) -> list[ImageryCorrection]:
+        return [ImageryCorrection(**c.as_dict()) for c in self.offsets.corrections()]
+
+    def items_read(self) -> int | None:
+        return self.offsets.items_read
 
     def preflight(self) -> list[str]:
         if self._is_api:
@@ -664,7 +683,7 @@ class StacBackend(ImageryBackend):
         observed = np.zeros(grid.shape, dtype=bool)
         ndbi_now = np.full(grid.shape, np.nan, dtype=np.float32)
         clear_days: set[date] = set()
-        reader = SceneReader(grid, params, self._base, windows, self.offsets)
+        reader = SceneReader(grid, params, self._base, windows, self.offsets, self.gdal_options)
         n_baseline = sum(windows.baseline.contains(s.day) for s in scenes)
         strips = [rows for rows in grid.strips(self.strip_rows) if inside[rows[0] : rows[1]].any()]
         # One stream over (strip, scene): readers start on the next strip while this

@@ -24,7 +24,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import pyarrow.parquet as pq
 import shapely
 from pydantic import SecretStr
 
@@ -58,7 +57,9 @@ def _records(raw: bytes, name: str) -> tuple[list[dict[str, Any]], set[str]]:
         kind = "parquet" if raw.startswith(b"PAR1") else "json" if head in (b"[", b"{") else "csv"
     try:
         if kind == "parquet":
-            table = pq.read_table(io.BytesIO(raw))
+            import pyarrow.parquet as pq  # only for Parquet feeds: pyarrow is slow to import
+
+            table = pq.ParquetFile(io.BytesIO(raw)).read()
             return table.to_pylist(), set(table.column_names)
         if kind == "json":
             document = json.loads(raw)
@@ -211,6 +212,8 @@ class FeedSource(MarketSource):
 
     @property
     def origin(self) -> str:
+        if self.synthetic:
+            return f"packaged synthetic sample ({PurePosixPath(self.uri).name})"
         return redact_url(self.uri)
 
     def _read(self) -> bytes:

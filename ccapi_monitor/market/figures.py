@@ -24,7 +24,6 @@ from datetime import date, timedelta
 from typing import Final
 
 import numpy as np
-from scipy import stats
 
 from ccapi_monitor.market.models import MarketTrend, PricePoint
 
@@ -115,6 +114,8 @@ def trend(points: Iterable[PricePoint], run_date: date) -> tuple[MarketTrend | N
             f"no trend: {len(medians)} of the last {TREND_WEEKS} weeks have prices "
             f"(at least {MIN_TREND_WEEKS} needed)"
         )
+    from scipy import stats  # here, not at module level: scipy.stats costs seconds at worker start
+
     x = np.array([-week for week in medians], dtype=float)
     y = np.log(np.array(list(medians.values()), dtype=float))
     slope, _intercept, low, high = stats.theilslopes(y, x, alpha=TREND_CONFIDENCE)

@@ -16,7 +16,7 @@ for ``PAGE_TTL`` in the cache store; each run's points are kept as history for t
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -56,6 +56,7 @@ UNIT_CODES: Final[dict[str, float]] = {"MTK": 1.0, "ARE": 100.0, "HAR": 10_000.0
 #: Land size first: the price per m² of a plot is what the score compares.
 SIZE_KEYS: Final = ("lotSize", "landSize", "floorSize", "size")
 PAGE_WORKERS: Final = 4
+SYNTAXES: Final = ("json-ld", "microdata")
 
 
 @dataclass(frozen=True)
@@ -197,13 +198,15 @@ def _geo(node: dict[str, Any]) -> tuple[float, float] | None:
 
 def extract_listings(html: str, page_url: str) -> tuple[list[Listing], list[str]]:
     """Priced listings in a page's JSON-LD and microdata, and one line per listing skipped."""
-    try:
-        data = extruct.extract(html, base_url=page_url, syntaxes=["json-ld", "microdata"], uniform=True)
-    except Exception as exc:  # extruct surfaces lxml / json errors of many kinds for broken markup
-        return [], [f"{redact_url(page_url)}: structured data unreadable: {type(exc).__name__}"]
-    items = [*data.get("json-ld", []), *data.get("microdata", [])]
-    listings: list[Listing] = []
+    items: list[Any] = []
     problems: list[str] = []
+    # One syntax at a time: a broken JSON-LD block must not hide the page's microdata.
+    for syntax in SYNTAXES:
+        try:
+            items += extruct.extract(html, base_url=page_url, syntaxes=[syntax], uniform=True).get(syntax, [])
+        except Exception as exc:  # extruct surfaces lxml / json errors of many kinds for broken markup
+            problems.append(f"{redact_url(page_url)}: {syntax} unreadable: {type(exc).__name__}")
+    listings: list[Listing] = []
     for index, node in enumerate(_candidates(items), start=1):
         url = urljoin(page_url, str(node.get("url") or _first(node, "url") or page_url))
         try:
@@ -249,7 +252,7 @@ class ListingsSource(MarketSource):
         if not self.allow_network:
             return None, f"{redact_url(page.url)}: not fetched (scraping disabled) and not cached"
         if self.fetcher is None:
-            self.fetcher = PoliteFetcher()
+            return None, f"{redact_url(page.url)}: no fetcher"
         try:
             fetched = self.fetcher.get(page.url)
         except MarketError as exc:
@@ -268,8 +271,21 @@ class ListingsSource(MarketSource):
         return {**document, "from_cache": False}, None
 
     def load(self, regions: Sequence[Region], run_date: date) -> MarketData:
+        if self.fetcher is None and self.allow_network:
+            self.fetcher = PoliteFetcher()
+        # One worker per host: a host's pages wait on its interval anyway, other hosts need not.
+        by_host: dict[str, list[int]] = defaultdict(list)
+        for index, page in enumerate(self.pages):
+            by_host[urlsplit(page.url).netloc].append(index)
+        found: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
+
+        def read_host(indices: list[int]) -> None:
+            for index in indices:
+                found[index] = self._page(self.pages[index], run_date)
+
         with ThreadPoolExecutor(max_workers=PAGE_WORKERS, thread_name_prefix="market") as pool:
-            results = list(pool.map(lambda p: self._page(p, run_date), self.pages))
+            list(pool.map(read_host, by_host.values()))
+        results = [found[index] for index in range(len(self.pages))]
         locator = RegionLocator(regions)
         points: list[PricePoint] = []
         problems: list[str] = []

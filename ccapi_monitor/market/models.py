@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MarketSourceName = Literal["static", "feed", "listings"]
+#: Published in report.json: the generated schema lists every field as always present.
+_PUBLISHED = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class PricePoint(BaseModel):
@@ -29,6 +31,8 @@ class PricePoint(BaseModel):
 class MarketTrend(BaseModel):
     """Robust (Theil-Sen) slope of the weekly median price, in percent per week."""
 
+    model_config = _PUBLISHED
+
     pct_per_week: float
     low_pct_per_week: float
     high_pct_per_week: float
@@ -46,17 +50,19 @@ class MarketFigures(BaseModel):
     the tier price for ``static``.
     """
 
+    model_config = _PUBLISHED
+
     requested: MarketSourceName
     source: MarketSourceName
-    median_idr_per_m2: float
+    median_idr_per_m2: float = Field(gt=0, allow_inf_nan=False)
     q1_idr_per_m2: float | None = None
     q3_idr_per_m2: float | None = None
-    listing_count: int = 0
-    outliers_removed: int = 0
+    listing_count: int = Field(0, ge=0)
+    outliers_removed: int = Field(0, ge=0)
     trend: MarketTrend | None = None
     trend_note: str | None = None
-    static_idr_per_m2: float
-    tier: int
+    static_idr_per_m2: float = Field(gt=0, allow_inf_nan=False)
+    tier: int = Field(ge=1)
     fallback_reason: str | None = None
     from_cache: bool = False
     fetched_at: str | None = None

@@ -13,7 +13,6 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.scoring import load_land_prices
 
@@ -28,10 +28,6 @@ from ccapi_monitor.scoring import load_land_prices
 FIRST_WEEK: Final = date(2025, 1, 6)
 WEEKS: Final = 156
 SAMPLE_SOURCE: Final = "synthetic sample (ccapi-monitor demo)"
-
-
-def sample_feed_path() -> Path:
-    return Path(str(resources.files("ccapi_monitor") / "data" / "market_sample.parquet"))
 
 
 def _region_seed(name: str) -> int:

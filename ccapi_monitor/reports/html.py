@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import jinja2
 from markupsafe import Markup
 
+from ccapi_monitor.market.models import MarketFigures
 from ccapi_monitor.models import InfrastructureResult, PreviousRunInfo, RegionResult, RunSummary
 from ccapi_monitor.params import CLASSES
 from ccapi_monitor.reports.maps import (
@@ -152,7 +153,51 @@ def _row(rank: int, r: RegionResult) -> dict[str, Any]:
         "new": [_num((r.new_area_ha or {}).get(c)) for c in CLASSES],
         "total": [_num((r.area_ha or {}).get(c)) for c in CLASSES],
         "infra": _DASH if infra is None or infra.score is None else _num(infra.score, 0),
+        **_market_cells(r.market),
     }
+
+
+def _market_cells(market: MarketFigures | None) -> dict[str, str]:
+    """Price, trend, listings and source columns of the ranking table."""
+    if market is None:
+        return {"price": _DASH, "trend": _DASH, "listings": _DASH, "market_source": _DASH}
+    return {
+        "price": f"{market.median_idr_per_m2:,.0f}",
+        "trend": _DASH if market.trend is None else f"{market.trend.pct_per_week:+.1f}",
+        "listings": str(market.listing_count) if market.source != "static" else _DASH,
+        "market_source": market.label,
+    }
+
+
+def _market_facts(market: MarketFigures | None) -> list[tuple[str, str]]:
+    """The region section's market lines: price and spread, trend, and where they came from."""
+    if market is None:
+        return []
+    if market.source == "static":
+        why = f"; {market.requested} not used: {market.fallback_reason}" if market.fallback_reason else ""
+        return [("Land price", f"IDR {market.median_idr_per_m2:,.0f}/m², tier {market.tier} of the static table{why}")]
+    spread = f", middle half {market.q1_idr_per_m2:,.0f} to {market.q3_idr_per_m2:,.0f}" if market.q1_idr_per_m2 else ""
+    facts = [
+        (
+            "Land price",
+            f"median IDR {market.median_idr_per_m2:,.0f}/m²{spread} from {market.listing_count} listings "
+            f"({market.outliers_removed} removed as outliers; tier table {market.static_idr_per_m2:,.0f})",
+        )
+    ]
+    if market.trend is not None:
+        t = market.trend
+        facts.append(
+            (
+                "Price trend",
+                f"{t.pct_per_week:+.2f} %/week over {t.weeks} weeks "
+                f"({t.confidence:.0%} interval {t.low_pct_per_week:+.2f} to {t.high_pct_per_week:+.2f})",
+            )
+        )
+    elif market.trend_note:
+        facts.append(("Price trend", market.trend_note))
+    fetched = f", fetched {market.fetched_at}" if market.fetched_at else ""
+    facts.append(("Market source", f"{market.label}: {market.origin}{fetched}"))
+    return facts
 
 
 def _problems(regions: list[RegionResult]) -> list[dict[str, str]]:
@@ -220,6 +265,7 @@ def _facts(r: RegionResult, compared: bool) -> list[tuple[str, str]]:
     if r.status == "ok" and not compared:
         facts.append(("Week over week", "no result for this region last week: all its polygons count as new"))
     facts.extend(_infra_facts(r.infrastructure))
+    facts.extend(_market_facts(r.market))
     if r.score is not None:
         facts.append(("Score", f"{_num(r.score.value, 0)}/100 {r.score.label or ''}".strip()))
         facts.append(("Why", r.score.rationale))

@@ -22,6 +22,7 @@ from ccapi_monitor.quality import QualityReport
 from ccapi_monitor.params import DetectionParams, Windows
 from ccapi_monitor.reports.history import PARQUET_TYPE, changes_parquet, write_history
 from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
+from ccapi_monitor.errors import StoreError
 from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
@@ -102,8 +103,11 @@ def _json_bytes(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _read_pointer(store: Store) -> dict[str, Any] | None:
-    raw = store.read_bytes(LATEST_KEY)
+#: Attempts to move ``latest.json`` when other runs keep moving it at the same time.
+POINTER_ATTEMPTS = 5
+
+
+def _parse_pointer(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
@@ -113,6 +117,25 @@ def _read_pointer(store: Store) -> dict[str, Any] | None:
         log.warning("latest_pointer_unreadable", key=LATEST_KEY)
         return None
     return pointer if isinstance(pointer, dict) else None
+
+
+def move_latest_pointer(store: Store, pointer: dict[str, Any]) -> bool:
+    """Move ``latest.json`` to ``pointer`` unless a newer week is there; safe against concurrent runs.
+
+    Read, decide with :func:`next_pointer`, write only if nobody wrote in between (S3
+    conditional writes); on a lost race, read the winner's pointer and decide again. A
+    scheduled and a manual run finishing together therefore never leave the older week.
+    """
+    for _ in range(POINTER_ATTEMPTS):
+        raw, version = store.read_versioned(LATEST_KEY)
+        latest = next_pointer(_parse_pointer(raw), pointer)
+        if latest is None:
+            log.info("latest_not_moved", reason="a newer week is already published")
+            return False
+        if store.write_if(LATEST_KEY, _json_bytes(latest), "application/json", expected=version):
+            return True
+        log.info("latest_pointer_race", action="re-reading the pointer another run just wrote")
+    raise StoreError(f"{LATEST_KEY} kept changing under {POINTER_ATTEMPTS} attempts to move it; rerun to publish the pointer")
 
 
 def next_pointer(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
@@ -170,10 +193,6 @@ def publish_reports(
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if move_latest:
-        latest = next_pointer(_read_pointer(store), pointer)
-        if latest is None:
-            log.info("latest_not_moved", reason="a newer week is already published")
-        else:
-            store.write_bytes(LATEST_KEY, _json_bytes(latest), "application/json")
+        move_latest_pointer(store, pointer)
     log.info("reports_published", latest_moved=move_latest, **uris)
     return uris

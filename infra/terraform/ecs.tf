@@ -93,4 +93,12 @@ resource "aws_ecs_task_definition" "worker" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    # A cluster in another region than the provider's is a wrong aws_region / AWS_REGION: fail at plan.
+    precondition {
+      condition     = regex("^arn:[^:]+:ecs:([a-z0-9-]+):", var.ecs_cluster_arn)[0] == coalesce(var.aws_region, local.region)
+      error_message = "ecs_cluster_arn is in another region than the one Terraform deploys to: set aws_region (or AWS_REGION) to the cluster's region."
+    }
+  }
 }

@@ -35,7 +35,7 @@ locals {
   fan_out_definition = jsonencode(merge(local.single_definition, {
     Comment = local.fan_out_head.Comment
     States = merge(
-      { for name, state in local.single_definition.States : name => state if name != "RunWeeklyMonitoring" },
+      { for name, state in local.single_definition.States : name => state if !contains(concat(["RunWeeklyMonitoring"], local.skip_route_states), name) },
       local.fan_out_head.States,
     )
   }))

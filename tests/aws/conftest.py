@@ -17,13 +17,12 @@ from datetime import date
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 import requests
-from botocore import xform_name
 
 from ccapi_monitor.models import ImageryInfo, RegionResult, RunSummary, Totals
 from ccapi_monitor.params import DetectionParams
+from tests.moto_patches import moto_fixes
 
 REGION = "ap-southeast-3"
 ACCESS_KEY = "testing"
@@ -32,43 +31,12 @@ SECRET_KEY = "moto-secret-key-5f3c9e7a1b"
 CONTAINER = "worker"
 
 
-def _operation_model(task: Any, boto_service_name: str | None, service_action_name: str | None) -> Any:
-    service = task._get_boto_service_name(boto_service_name)
-    action = task._get_boto_service_action(service_action_name)
-    model = botocore.session.get_session().get_service_model(service)
-    name = next(op for op in model.operation_names if xform_name(op) == action)
-    return model.operation_model(name)
-
-
 @pytest.fixture(scope="session")
 def _moto_sfn_casing_fix() -> Iterator[None]:
-    """moto issue 10076: the SFN parser passes ASL PascalCase parameters to boto3 unchanged.
-
-    ``ecs:runTask`` needs ``cluster``/``taskDefinition`` and returns ``tasks``; restore the
-    LocalStack behaviour (convert with the operation model's shapes) in this process,
-    where the threaded server runs. Remove once moto ships the fix (PR 10094/10101).
-    """
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service as sts,
-    )
-
-    cls = sts.StateTaskService
-    saved = cls._normalise_parameters, cls._normalise_response
-
-    def normalise_parameters(self: Any, parameters: dict[str, Any], boto_service_name: Any = None,
-                             service_action_name: Any = None) -> None:  # fmt: skip
-        op = _operation_model(self, boto_service_name, service_action_name)
-        self._to_boto_request(parameters, op.input_shape)
-
-    def normalise_response(self: Any, response: Any, boto_service_name: Any = None,
-                           service_action_name: Any = None) -> None:  # fmt: skip
-        op = _operation_model(self, boto_service_name, service_action_name)
-        self._from_boto_response(response, op.output_shape)
-
-    cls._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
-    cls._normalise_response = normalise_response  # type: ignore[method-assign]
-    yield
-    cls._normalise_parameters, cls._normalise_response = saved  # type: ignore[method-assign]
+    """moto's Step Functions parser needs the patches in tests/moto_patches.py in this process,
+    where the threaded server runs."""
+    with moto_fixes():
+        yield
 
 
 @dataclass

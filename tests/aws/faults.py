@@ -28,6 +28,9 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 ERRORS: dict[int, tuple[str, str]] = {
     500: ("InternalError", "We encountered an internal error. Please try again."),
     503: ("SlowDown", "Please reduce your request rate."),
+    # What S3 answers a GetObject for a missing key when s3:ListBucket does not apply, and any
+    # call IAM denies: moto enforces no IAM, so tests inject it at the HTTP layer.
+    403: ("AccessDenied", "Access Denied"),
 }
 
 

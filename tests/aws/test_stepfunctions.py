@@ -252,12 +252,21 @@ def test_transient_heartbeat_errors_do_not_abort() -> None:
     assert not callback.aborted.is_set()
 
 
-@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "InternalFailure"])
-def test_callback_errors_never_raise(code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "event"),
+    [
+        ("TaskTimedOut", "callback_skipped"),
+        ("InvalidToken", "callback_skipped"),
+        ("InternalFailure", "callback_failed"),
+    ],
+)
+def test_callback_errors_never_raise(code: str, event: str) -> None:
     client = make_client("stepfunctions")
-    with Stubber(client) as stub:
+    with Stubber(client) as stub, capture_logs() as logs:
         stub.add_client_error("send_task_failure", service_error_code=code, http_status_code=400)
         TaskCallback("tok", client=client).fail("CCAPI.Failed", {"message": "x"})
+        stub.assert_no_pending_responses()  # the call was made, and its error did not escape
+    assert [e["event"] for e in logs] == [event]
 
 
 def test_only_one_final_callback_is_sent() -> None:

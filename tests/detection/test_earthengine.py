@@ -18,6 +18,7 @@ from ccapi_monitor.detection.earthengine import (
     BASELINE_PERCENTILES,
     CLOUD_SCORE_BAND,
     CLOUD_SCORE_COLLECTION,
+    MAX_FOOTPRINT_POLYGONS,
     MAX_PIXELS,
     S2_COLLECTION,
     SCENE_CHECK_SCALE_M,
@@ -191,7 +192,7 @@ def test_requests_carry_explicit_limits(offline: None, regions: list[Region]) ->
     (limit,) = {
         (a["limit"], a["key"], a["ascending"]) for a in calls(polygons, "Collection.limit") if "limit" in a
     }
-    assert limit == (500, "area_ha", False)
+    assert limit == (MAX_FOOTPRINT_POLYGONS, "area_ha", False)
     (pixel_count,) = {args["maxSize"] for args in calls(stats, "Image.connectedPixelCount")}
     assert pixel_count == DetectionParams().mmu_pixels == 20
 
@@ -257,7 +258,6 @@ GRAPH_PARAMETERS: dict[str, Any] = {
     "fallow_step_days": 10,
     "mmu_ha": 0.5,
     "scale_m": 20.0,
-    "max_polygons": 100,
 }
 
 
@@ -274,7 +274,8 @@ def test_each_parameter_changes_the_graph(
 
 def test_every_threshold_is_covered_by_the_parameter_test() -> None:
     # stac/demo-only fields and the region-level verdict are not part of the graph.
-    not_in_graph = {"scl_clear", "min_observed_fraction", "offset_check_share"}
+    # max_polygons caps the listed polygons client-side; the graph returns the whole footprint.
+    not_in_graph = {"scl_clear", "min_observed_fraction", "offset_check_share", "max_polygons"}
     assert set(DetectionParams.model_fields) - not_in_graph == set(GRAPH_PARAMETERS)
 
 

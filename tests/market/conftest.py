@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,8 +50,9 @@ class Site:
         return [hit.path for hit in self.hits]
 
 
-@pytest.fixture
-def site() -> Iterator[Site]:
+@contextmanager
+def serve_site() -> Iterator[Site]:
+    """A real HTTP server on 127.0.0.1 (a port of its own: a host of its own to the fetcher)."""
     holder: dict[str, Site] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,6 +89,12 @@ def site() -> Iterator[Site]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    with serve_site() as served:
+        yield served
 
 
 def make_region(name: str, west: float, south: float, tier: int = 2) -> Region:

@@ -16,10 +16,11 @@ from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from ccapi_monitor.logs import scrub
+from ccapi_monitor.market import sample_feed_path
 from ccapi_monitor.market.base import region_figures
 from ccapi_monitor.market.errors import FeedFormatError
 from ccapi_monitor.market.feed import FeedSource, parse_feed
-from ccapi_monitor.market.sample import SAMPLE_SOURCE, sample_feed_path, sample_rows
+from ccapi_monitor.market.sample import SAMPLE_SOURCE, sample_rows
 from ccapi_monitor.regions import Region, load_regions
 from ccapi_monitor.scoring import load_land_prices
 from ccapi_monitor.storage import LocalStore

@@ -73,6 +73,15 @@ def test_incomplete_listings_are_skipped_with_a_line_each() -> None:
     ]
 
 
+def test_broken_json_ld_keeps_the_microdata() -> None:
+    page = pages.MICRODATA.replace(
+        "<body>", '<body><script type="application/ld+json">{"@type": "Offer", oops</script>'
+    )
+    listings, problems = extract_listings(page, BASE)
+    assert [item.url for item in listings] == ["http://portal.test/kebun/6", "http://portal.test/tanah/7"]
+    assert problems == [f"{BASE}: json-ld unreadable: JSONDecodeError"]
+
+
 def test_a_page_without_structured_data_has_no_listings() -> None:
     assert extract_listings("<html><body><p>Rp 1,5 M</p></body></html>", BASE) == ([], [])
 

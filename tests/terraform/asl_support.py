@@ -11,15 +11,10 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from unittest import mock
-
-import botocore.session
-from botocore import xform_name
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 ASL_TEMPLATE = TERRAFORM_DIR / "state_machine.asl.json"
@@ -38,7 +33,16 @@ TEMPLATE_VARIABLES = frozenset(
         "metric_namespace",
         "log_group_name",
         "aws_region",
+        "dashboard_url",
+        "reports_bucket",
+        "reports_key_prefix",
     }
+)
+
+#: The skip-calendar route after the single variant's ValidateInputs (state_machine.tf's
+#: local.skip_route_states): the fan-out variant leaves it out along with RunWeeklyMonitoring.
+SKIP_ROUTE_STATES = frozenset(
+    {"CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"}
 )
 
 # templatefile(): "$${" and "%%{" are escapes, "${name}" interpolates, "%{" opens a directive.
@@ -116,64 +120,6 @@ def worst_case_seconds(state: Mapping[str, Any]) -> float:
     return total
 
 
-# --- moto ----------------------------------------------------------------------------------
-
-_ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
-_ECS_OPERATIONS = {xform_name(name): _ECS_MODEL.operation_model(name) for name in _ECS_MODEL.operation_names}
-
-
-def _ecs_operation(service: Any, action: str | None) -> Any:
-    return _ECS_OPERATIONS[xform_name(action or service.resource.api_action)]
-
-
-def _normalise_ecs_parameters(
-    self: Any,
-    parameters: dict[str, Any],
-    boto_service_name: str | None = None,
-    service_action_name: str | None = None,
-) -> None:
-    self._to_boto_request(parameters, _ecs_operation(self, service_action_name).input_shape)
-
-
-def _normalise_ecs_response(
-    self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
-) -> None:
-    self._from_boto_response(response, _ecs_operation(self, service_action_name).output_shape)
-
-
-def _send_task_failure_with_cause(self: Any) -> Any:
-    from moto.core.responses import EmptyResult
-
-    self.stepfunction_backend.send_task_failure(
-        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
-    )
-    return EmptyResult()
-
-
-@contextmanager
-def moto_fixes() -> Iterator[None]:
-    """Two moto 5.2 gaps, patched for the duration of a test; the production ASL stays as AWS wants it.
-
-    * ECS casing (moto issue 10076): the ECS integration leaves ``_normalise_parameters`` and
-      ``_normalise_response`` as no-ops, so ``run_task(Cluster=...)`` fails with KeyError
-      'Cluster' and the response lacks ``Tasks``. moto's own shape-driven helpers
-      (``_to_boto_request`` / ``_from_boto_response``) do the conversion Step Functions does.
-    * ``SendTaskFailure`` drops ``cause`` in moto's response handler, so a Catch would see
-      ``"Cause": null`` where AWS passes the worker's cause on.
-    """
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
-        StateTaskServiceEcs,
-    )
-    from moto.stepfunctions.responses import StepFunctionResponse
-
-    with (
-        mock.patch.object(StateTaskServiceEcs, "_normalise_parameters", _normalise_ecs_parameters),
-        mock.patch.object(StateTaskServiceEcs, "_normalise_response", _normalise_ecs_response),
-        mock.patch.object(StepFunctionResponse, "send_task_failure", _send_task_failure_with_cause),
-    ):
-        yield
-
-
 T = TypeVar("T")
 
 
@@ -248,10 +194,11 @@ class Container:
         wait_for(accepted, timeout_s=10, what="the execution to accept heartbeats")
 
     def succeed(self, run: ContainerRun, payload: Mapping[str, Any]) -> None:
-        self._sfn.send_task_heartbeat(taskToken=run.token)
+        self.wait_listening(run)  # on a loaded machine moto may not accept the token yet
         self._sfn.send_task_success(taskToken=run.token, output=json.dumps(payload))
 
     def fail(self, run: ContainerRun, error: str, cause: str) -> None:
+        self.wait_listening(run)
         self._sfn.send_task_failure(taskToken=run.token, error=error, cause=cause)
 
     def heartbeat(self, run: ContainerRun) -> None:

@@ -22,6 +22,7 @@ from ccapi_monitor.runner import exit_code_for
 from ccapi_monitor.storage import LocalStore
 from tests.asl_validator import validate_asl
 from tests.terraform.asl_support import (
+    SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
     TERRAFORM_DIR,
     ContainerRun,
@@ -34,7 +35,7 @@ from tests.terraform.test_state_machine import Stack, stack  # noqa: F401  (the 
 
 FAN_OUT_TEMPLATE = TERRAFORM_DIR / "state_machine_fan_out.asl.json"
 #: The single variant's states the fan-out head replaces or drops (as fan_out.tf does).
-REPLACED = frozenset({"RunWeeklyMonitoring"})
+REPLACED = frozenset({"RunWeeklyMonitoring", *SKIP_ROUTE_STATES})
 RUN_DATE = date(2026, 11, 23)
 RUN_ID = "20261123T060000Z-fan001"
 AREA = {"vegetation_clearing": 1.0, "built_up": 0.5}

@@ -6,6 +6,7 @@ Each case ends in the final state, SNS message and metrics an operator would see
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,22 +15,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
 import requests
 from moto import mock_aws
 
+from ccapi_monitor import slack_notifier
 from ccapi_monitor.quality import QualityFinding, QualityReport
 from tests.asl_validator import validate_asl
+from tests.moto_patches import cloudwatch_refuses_metrics, moto_fixes
+from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
     ASL_TEMPLATE,
+    SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
+    TERRAFORM_DIR,
     Container,
+    ContainerRun,
     TemplateError,
     callback_payload,
     load_definition,
-    moto_fixes,
     render_template,
     shorten,
     template_placeholders,
@@ -42,6 +49,7 @@ REGION = "ap-southeast-3"
 ENVIRONMENT = "test"
 NAMESPACE = "CloudClearingAPI"
 LOG_GROUP = "ccapi-monitor-test-worker"
+DASHBOARD_URL = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards/dashboard/ccapi-monitor-test"
 EXECUTION_INPUT = {"run_date": "2026-11-23", "trigger": "schedule"}
 MOTO_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}}
 
@@ -65,6 +73,36 @@ def test_render_rejects_unknown_names_like_templatefile() -> None:
     with pytest.raises(TemplateError, match="does not contain key 'missing'"):
         render_template('{"a": "${missing}"}', {})
     assert render_template('{"a": "$${kept} ${x}"}', {"x": "1"}) == '{"a": "${kept} 1"}'
+
+
+def test_skip_route_is_the_one_terraform_leaves_out_of_the_fan_out_variant() -> None:
+    terraform = (TERRAFORM_DIR / "state_machine.tf").read_text(encoding="utf-8")
+    listed = re.search(r"skip_route_states\s*=\s*\[([^\]]*)\]", terraform)
+    assert listed is not None
+    assert set(re.findall(r'"([A-Za-z]+)"', listed.group(1))) == SKIP_ROUTE_STATES
+    states = load_definition(_variables())["States"]
+    assert set(states) >= SKIP_ROUTE_STATES
+    # Only ValidateInputs' path enters the route: nothing outside it points into it but CheckSkipCalendar.
+    entering = {
+        name
+        for name, state in states.items()
+        if name not in SKIP_ROUTE_STATES and state.get("Next") in SKIP_ROUTE_STATES
+    }
+    assert entering == {"ValidateInputs"}
+
+
+def test_production_definition_passes_asl_validator() -> None:
+    variables = _variables(
+        ecs_cluster_arn="arn:aws:ecs:ap-southeast-3:123456789012:cluster/ccapi",
+        task_definition_arn="arn:aws:ecs:ap-southeast-3:123456789012:task-definition/ccapi:1",
+        success_topic_arn="arn:aws:sns:ap-southeast-3:123456789012:ok",
+        failure_topic_arn="arn:aws:sns:ap-southeast-3:123456789012:failed",
+        environment="prod",
+        metric_namespace=NAMESPACE,
+        aws_region=REGION,
+    )
+    verdict = validate_asl(load_definition(variables))
+    assert verdict.valid, verdict.output
 
 
 def test_execution_timeout_exceeds_worst_case_of_all_task_states() -> None:
@@ -97,17 +135,25 @@ class Stack:
     variables: dict[str, str]
     success_queue: str
     failure_queue: str
+    secrets: Any
 
-    def start(self, *, heartbeat_s: int = 3, execution_input: dict[str, Any] | None = None) -> str:
+    def start(
+        self,
+        *,
+        heartbeat_s: int = 3,
+        execution_input: dict[str, Any] | None = None,
+        real_worker: bool = False,
+    ) -> str:
+        """Create and start the shortened machine; a real worker process gets minutes, not seconds."""
         definition = shorten(
             load_definition(self.variables),
             heartbeat_s=heartbeat_s,
-            task_timeout_s=30,
-            execution_timeout_s=60,
+            task_timeout_s=300 if real_worker else 30,
+            execution_timeout_s=900 if real_worker else 60,
         )
         machine = self.sfn.create_state_machine(
             name=f"ccapi-{len(self.container.runs)}",
-            definition=json.dumps(definition),
+            definition=json.dumps(definition, ensure_ascii=False),  # moto reads \uXXXX escapes as text
             roleArn="arn:aws:iam::123456789012:role/ccapi-monitor-test-sfn",
         )["stateMachineArn"]
         started = self.sfn.start_execution(
@@ -129,6 +175,18 @@ class Stack:
         received = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
         envelopes = [json.loads(m["Body"]) for m in received.get("Messages", [])]
         return [{"Subject": e.get("Subject"), "Message": json.loads(e["Message"])} for e in envelopes]
+
+    def published(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every SNS Publish the execution scheduled: Subject and the MessageStructure=json document."""
+        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        found = []
+        for event in events:
+            details = event.get("taskScheduledEventDetails")
+            if details and details["resourceType"] == "sns":
+                parameters = json.loads(details["parameters"])
+                assert parameters["MessageStructure"] == "json"
+                found.append({"Subject": parameters["Subject"], "Message": json.loads(parameters["Message"])})
+        return found
 
     def metric_values(self, name: str) -> list[float]:
         now = datetime.now(UTC)
@@ -208,9 +266,13 @@ def build_stack(client: ClientFactory) -> Stack:
             "metric_namespace": NAMESPACE,
             "log_group_name": LOG_GROUP,
             "aws_region": REGION,
+            "dashboard_url": DASHBOARD_URL,
+            "reports_bucket": "ccapi-reports",
+            "reports_key_prefix": "weekly-java/",
         },
         success_queue=success_queue,
         failure_queue=failure_queue,
+        secrets=client("secretsmanager"),
     )
 
 
@@ -230,15 +292,55 @@ def _pass_preflight(stack: Stack) -> None:
     stack.container.succeed(preflight, {"status": "ok"})
 
 
+LOGS_URL = f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logsV2:log-groups/log-group/{LOG_GROUP}"
+REPORT_URL = (
+    f"https://s3.console.aws.amazon.com/s3/object/ccapi-reports?region={REGION}"
+    "&prefix=weekly-java/weekly/2026-11-23/20261123T060000Z-abc123/report.html"
+)
+
+
 def _assert_operator_fields(message: dict[str, Any], execution_arn: str) -> None:
     assert message["environment"] == ENVIRONMENT
     assert message["execution"] == "weekly-2026-11-23"
     assert message["execution_arn"] == execution_arn
-    assert message["logs"] == (
-        f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}"
-        f"#logsV2:log-groups/log-group/{LOG_GROUP}"
-    )
-    assert message["execution_console"].endswith(f"#/v2/executions/details/{execution_arn}")
+    links = message["links"]
+    assert links["logs"] == LOGS_URL
+    assert links["execution"].endswith(f"#/v2/executions/details/{execution_arn}")
+    assert links["dashboard"] == DASHBOARD_URL
+
+
+def _email_and_slack(stack: Stack, execution_arn: str, note: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What an e-mail subscriber reads and what Slack receives for the one SNS message ``note``.
+
+    The e-mail text is the ``email`` key of the published MessageStructure=json document (from
+    the execution history, as SNS would pick it); the Slack body is what the notifier Lambda
+    posts to a local webhook, fed the SNS message the queue received, as SNS feeds the Lambda.
+    """
+    published = stack.published(execution_arn)
+    [structured] = [p for p in published if p["Subject"] == note["Subject"]]
+    assert json.loads(structured["Message"]["default"]) == note["Message"], "machines get the same JSON"
+    email = structured["Message"]["email"]
+    text, marker, machine = email.partition("-- machine-readable (JSON) --\n")
+    assert marker, "the e-mail carries the JSON after the text"
+    assert json.loads(machine) == note["Message"]
+    for line in (f"Environment: {ENVIRONMENT}", "Execution: weekly-2026-11-23", f"Logs: {LOGS_URL}"):
+        assert line in text, line
+    assert f"Dashboard: {DASHBOARD_URL}" in text
+    with slack_receiver() as receiver:
+        secret = stack.secrets.create_secret(Name="slack-webhook", SecretString=receiver.url)
+        slack_notifier.forget_webhook()
+        environ = {"SLACK_WEBHOOK_SECRET_ARN": secret["ARN"], "CCAPI_DASHBOARD_URL": DASHBOARD_URL}
+        with mock.patch.dict("os.environ", environ):
+            slack_notifier.handler({"Records": [{"Sns": {"Message": json.dumps(note["Message"])}}]})
+        slack_notifier.forget_webhook()
+    [body] = receiver.bodies
+    return email, body
+
+
+def _buttons(body: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["text"]["text"]: e["url"] for b in body["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
 
 
 @pytest.mark.slow
@@ -254,9 +356,26 @@ def test_success_publishes_metrics_and_notifies(stack: Stack) -> None:
 
     assert stack.finish(execution)["status"] == "SUCCEEDED"
     [note] = stack.messages(stack.success_queue)
-    assert note["Subject"] == f"[ccapi-monitor {ENVIRONMENT}] weekly run 2026-11-23 succeeded"
+    assert note["Subject"] == f"[ccapi-monitor {ENVIRONMENT}] ✅ weekly run 2026-11-23 succeeded"
     message = note["Message"]
     _assert_operator_fields(message, execution)
+    assert message["links"]["report"] == REPORT_URL
+    email, slack = _email_and_slack(stack, execution, note)
+    assert email.startswith(f"✅ ccapi-monitor {ENVIRONMENT}: weekly run 2026-11-23 succeeded\n")
+    for line in (
+        "Duration: 1834.5 s",
+        "Regions: 28 of 29 succeeded, 0 failed, 1 with insufficient observations",
+        f"Report: {REPORT_URL}",
+    ):
+        assert line in email, line
+    assert "ACTION REQUIRED" not in email
+    assert slack["text"] == f"✅ ccapi-monitor {ENVIRONMENT}: weekly run 2026-11-23 succeeded"
+    assert _buttons(slack) == {
+        "Report": REPORT_URL,
+        "Logs": LOGS_URL,
+        "Execution": message["links"]["execution"],
+        "Dashboard": DASHBOARD_URL,
+    }
     assert {k: message[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")} == {
         k: payload[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")
     }
@@ -274,23 +393,31 @@ def test_success_publishes_metrics_and_notifies(stack: Stack) -> None:
 def test_partial_failure_notifies_failed_regions_and_fails(stack: Stack) -> None:
     execution = stack.start()
     _pass_preflight(stack)
-    stack.container.succeed(stack.container.next_run(), callback_payload("partial", ("Bekasi", "Bogor")))
+    failed = ("bekasi_industrial_belt", "cikarang_mega_industrial")
+    stack.container.succeed(stack.container.next_run(), callback_payload("partial", failed))
 
     final = stack.finish(execution)
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.PartialFailure")
-    assert final["cause"] == '2 of 29 regions failed: ["Bekasi","Bogor"]'
+    assert final["cause"] == '2 of 29 regions failed: ["bekasi_industrial_belt","cikarang_mega_industrial"]'
     [note] = stack.messages(stack.failure_queue)
     assert (
         note["Subject"]
-        == f"[ccapi-monitor {ENVIRONMENT}] weekly run 2026-11-23 PARTIAL: 2 of 29 regions failed"
+        == f"[ccapi-monitor {ENVIRONMENT}] ⚠️ weekly run 2026-11-23 PARTIAL: 2 of 29 regions failed"
     )
     message = note["Message"]
     _assert_operator_fields(message, execution)
-    assert message["failed_regions"] == ["Bekasi", "Bogor"]
+    assert message["failed_regions"] == list(failed)
     assert message["error"] == "CCAPI.PartialFailure"
     assert message["report"]["html"].endswith("/report.html")
+    assert message["links"]["report"] == REPORT_URL
+    email, slack = _email_and_slack(stack, execution, note)
+    assert 'Failed regions: ["bekasi_industrial_belt","cikarang_mega_industrial"]' in email
+    assert "ACTION REQUIRED: read the error of each failed region" in email
+    assert "`bekasi_industrial_belt`, `cikarang_mega_industrial`" in json.dumps(slack, ensure_ascii=False)
+    assert slack_notifier.ACTIONS["CCAPI.PartialFailure"] in json.dumps(slack, ensure_ascii=False)
     assert stack.messages(stack.success_queue) == []
     assert stack.metric_values("WeeklyMonitoringSuccess") == []
+    assert stack.metric_values("WeeklyRunCompleted") == [1.0], "a partial week counts as completed"
 
 
 @pytest.mark.slow
@@ -308,13 +435,78 @@ def test_worker_failure_notifies_error_and_cause(stack: Stack) -> None:
         "Cause": "no region succeeded: Earth Engine quota",
     }
     [note] = stack.messages(stack.failure_queue)
-    assert note["Subject"] == f"[ccapi-monitor {ENVIRONMENT}] weekly run FAILED: CCAPI.Failed"
+    assert note["Subject"] == f"[ccapi-monitor {ENVIRONMENT}] ❌ weekly run FAILED: CCAPI.Failed"
     message = note["Message"]
     _assert_operator_fields(message, execution)
     assert message["error"] == {"Error": "CCAPI.Failed", "Cause": "no region succeeded: Earth Engine quota"}
     assert message["input"] == EXECUTION_INPUT
+    email, slack = _email_and_slack(stack, execution, note)
+    assert "Cause: no region succeeded: Earth Engine quota" in email
+    assert "ACTION REQUIRED: find CCAPI.Failed in docs/runbook.md" in email
+    assert slack["text"] == f"❌ ccapi-monitor {ENVIRONMENT}: weekly run FAILED (CCAPI.Failed)"
+    assert slack_notifier.ACTIONS["CCAPI.Failed"] in json.dumps(slack, ensure_ascii=False)
     assert stack.metric_values("WeeklyMonitoringSuccess") == []
+    assert stack.metric_values("WeeklyRunCompleted") == []
     assert len(stack.container.runs) == 2  # a worker failure is not retried
+
+
+HOLIDAY_INPUT = {"run_date": "2026-08-17", "trigger": "schedule"}
+SKIPPED = {
+    "status": "skipped",
+    "exit_code": 0,
+    "run_date": "2026-08-17",
+    "skip": {"reason": "public holiday in ID: Independence Day", "source": "public_holiday"},
+}
+
+
+@pytest.mark.slow
+def test_holiday_succeeds_skipped_without_the_monitoring_task(stack: Stack) -> None:
+    execution = stack.start(execution_input=HOLIDAY_INPUT)
+    preflight = stack.container.next_run()
+    assert preflight.command == ["ccapi-monitor", "preflight"]
+    stack.container.succeed(preflight, SKIPPED)  # what ValidateInputs answers on a skip-calendar date
+
+    assert stack.finish(execution)["status"] == "SUCCEEDED"
+    assert len(stack.container.runs) == 1, "no RunWeeklyMonitoring task on a skipped week"
+    assert "RunWeeklyMonitoring" not in {
+        e.get("stateEnteredEventDetails", {}).get("name")
+        for e in stack.sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    }
+    [note] = stack.messages(stack.success_queue)
+    assert note["Subject"] == f"[ccapi-monitor {ENVIRONMENT}] ⏭️ weekly run 2026-08-17 skipped"
+    message = note["Message"]
+    assert (message["status"], message["run_date"], message["skip"]) == (
+        "skipped",
+        "2026-08-17",
+        SKIPPED["skip"],
+    )
+    assert "force" in message["summary"]
+    email, slack = _email_and_slack(stack, execution, note)
+    assert "Reason: public holiday in ID: Independence Day" in email
+    assert "No action needed" in email
+    assert slack["text"] == f"⏭️ ccapi-monitor {ENVIRONMENT}: weekly run 2026-08-17 skipped"
+    assert stack.messages(stack.failure_queue) == []
+    assert stack.metric_values("WeeklyMonitoringSkipped") == [1.0]
+    assert stack.metric_values("WeeklyRunCompleted") == [1.0]
+    assert stack.metric_values("WeeklyMonitoringSuccess") == []
+
+
+@pytest.mark.slow
+def test_forced_run_on_a_holiday_runs_the_week(stack: Stack) -> None:
+    forced = {**HOLIDAY_INPUT, "force": True}
+    execution = stack.start(execution_input=forced)
+    preflight = stack.container.next_run()
+    # The execution input reaches ValidateInputs, which ignores the calendar when force is set.
+    assert json.loads(preflight.environment["CCAPI_EXECUTION_INPUT"])["force"] is True
+    stack.container.succeed(preflight, {"status": "succeeded", "exit_code": 0, "run_date": "2026-08-17"})
+    run = stack.container.next_run()
+    assert run.command == ["python", "run_weekly_java_monitor.py", "--auto-confirm"]
+    stack.container.succeed(run, callback_payload("succeeded"))
+
+    assert stack.finish(execution)["status"] == "SUCCEEDED"
+    [note] = stack.messages(stack.success_queue)
+    assert note["Message"]["status"] == "succeeded"
+    assert stack.metric_values("WeeklyMonitoringSkipped") == []
 
 
 @pytest.mark.slow
@@ -361,19 +553,12 @@ def test_heartbeats_keep_a_long_run_alive(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-def test_metrics_failure_keeps_the_success(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.cloudwatch.exceptions import InvalidParameterValue
-    from moto.cloudwatch.models import CloudWatchBackend
-
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise InvalidParameterValue("metrics are down")
-
-    monkeypatch.setattr(CloudWatchBackend, "put_metric_data", refuse)
-    execution = stack.start()
-    _pass_preflight(stack)
-    stack.container.succeed(stack.container.next_run(), callback_payload("succeeded"))
-
-    assert stack.finish(execution)["status"] == "SUCCEEDED"
+def test_metrics_failure_keeps_the_success(stack: Stack) -> None:
+    with cloudwatch_refuses_metrics("metrics are down"):
+        execution = stack.start()
+        _pass_preflight(stack)
+        stack.container.succeed(stack.container.next_run(), callback_payload("succeeded"))
+        assert stack.finish(execution)["status"] == "SUCCEEDED"
     [note] = stack.messages(stack.success_queue)
     assert note["Message"]["status"] == "succeeded"
 
@@ -388,11 +573,6 @@ def test_unexpected_status_is_a_failure(stack: Stack) -> None:
     assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
     [note] = stack.messages(stack.failure_queue)
     assert note["Message"]["error"]["Error"] == "CCAPI.UnexpectedStatus"
-
-
-def test_production_definition_passes_asl_validator() -> None:
-    verdict = validate_asl(load_definition(_variables()))
-    assert verdict.valid, verdict.output
 
 
 @pytest.mark.slow
@@ -510,7 +690,9 @@ def test_real_worker_runs_inside_the_state_machine(
         "CCAPI_HEARTBEAT_SECONDS": "1",
         "TMPDIR": str(tmp_path),
     }
-    execution = stack.start(heartbeat_s=10, execution_input={"run_date": "2026-11-23", "regions_count": 1})
+    execution = stack.start(
+        heartbeat_s=30, execution_input={"run_date": "2026-11-23", "regions_count": 1}, real_worker=True
+    )
 
     for expected in (
         ["ccapi-monitor", "preflight"],
@@ -538,3 +720,64 @@ def test_real_worker_runs_inside_the_state_machine(
     assert message["report"]["json"].startswith("s3://ccapi-e2e/reports/weekly/2026-11-23/")
     assert stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
     assert stack.metric_values("ExecutionDuration") == [message["duration_s"]]
+
+
+def _run_container(run: ContainerRun, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _in_this_interpreter(run.command),
+        cwd=REPO_ROOT,
+        env={**env, **run.environment},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("force", [False, True], ids=["holiday-skipped", "holiday-forced"])
+def test_real_preflight_decides_a_holiday(
+    server_stack: Stack, moto_server_url: str, worker_env: dict[str, str], tmp_path: Path, force: bool
+) -> None:
+    """The real `ccapi-monitor preflight` with the calendar Terraform renders: skip, or run when forced."""
+    stack = server_stack
+    calendar = {"public_holidays_country": "ID", "dates": {}, "windows": []}
+    task_env = {
+        **worker_env,
+        "AWS_ENDPOINT_URL": moto_server_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CCAPI_ENVIRONMENT": ENVIRONMENT,
+        # Nowhere writable: a skipped week must not even probe the stores.
+        "CCAPI_REPORTS_URI": "s3://no-such-bucket/reports",
+        "CCAPI_CACHE_URI": "s3://no-such-bucket/cache",
+        "CCAPI_IMAGERY": "demo",
+        "CCAPI_INFRASTRUCTURE": "off",
+        "CCAPI_SKIP_CALENDAR": json.dumps(calendar),
+        "CCAPI_HEARTBEAT_SECONDS": "1",
+        "TMPDIR": str(tmp_path),
+    }
+    execution_input = {**HOLIDAY_INPUT, **({"force": True} if force else {})}
+    execution = stack.start(heartbeat_s=30, execution_input=execution_input, real_worker=True)
+    preflight = stack.container.next_run()
+    stack.container.wait_listening(preflight)
+    worker = _run_container(preflight, task_env)
+    if not force:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert (
+            "skipped: 2026-08-17 is on the skip calendar (public holiday in ID: Independence Day)"
+            in worker.stdout
+        )
+        assert stack.finish(execution)["status"] == "SUCCEEDED"
+        assert len(stack.container.runs) == 1, "no RunWeeklyMonitoring task on a holiday"
+        [note] = stack.messages(stack.success_queue)
+        assert note["Message"]["skip"] == SKIPPED["skip"]
+        return
+    # Forced: the calendar is ignored and the real checks run (and fail on the missing bucket).
+    assert worker.returncode == 4, worker.stdout + worker.stderr
+    assert "no-such-bucket" in worker.stderr
+    final = stack.finish(execution)
+    assert (final["status"], final["error"]) == ("FAILED", "CCAPI.Failed")
+    [note] = stack.messages(stack.failure_queue)
+    assert note["Message"]["error"]["Error"] == "CCAPI.PreflightFailed"

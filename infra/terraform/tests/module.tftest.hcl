@@ -567,3 +567,13 @@ run "no_completed_run_alarm_is_quiet_after_deploy_and_on_partial_weeks" {
     error_message = "The scheduler role needs kms:Decrypt on the schedule's customer-managed key."
   }
 }
+
+run "rejects_a_cluster_in_another_region" {
+  command = plan
+
+  variables {
+    ecs_cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/ccapi"
+  }
+
+  expect_failures = [aws_ecs_task_definition.worker]
+}
