@@ -194,14 +194,24 @@ def collect_results(
 
 
 def merged_imagery(records: list[ShardRecord]) -> ImageryInfo | None:
-    """The first shard's imagery description with every shard's item corrections, once each."""
+    """The first shard's imagery description with every shard's item corrections, once each.
+
+    ``items_read`` (what the quality gate takes the corrections' share of) is the sum of the
+    shards' counts: exact when shards read disjoint items; an item that two shards both read
+    counts twice, so the share is then understated by at most the shards' item overlap.
+    """
     if not records:
         return None
     corrections: dict[str, ImageryCorrection] = {}
     for record in records:
         for correction in record.imagery.corrections:
             corrections.setdefault(correction.model_dump_json(), correction)
-    return records[0].imagery.model_copy(update={"corrections": list(corrections.values())})
+    # by item id, as each backend lists them, so single and fan-out reports read alike
+    update: dict[str, object] = {"corrections": sorted(corrections.values(), key=lambda c: c.item_id)}
+    counts = [r.imagery.model_extra.get("items_read") for r in records if r.imagery.model_extra]
+    if counts and len(counts) == len(records) and all(isinstance(n, int) for n in counts):
+        update["items_read"] = sum(n for n in counts if isinstance(n, int))
+    return records[0].imagery.model_copy(update=update)
 
 
 def fan_out_duration_s(records: list[ShardRecord], assembled_at: datetime | None = None) -> float | None:

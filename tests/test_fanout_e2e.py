@@ -24,9 +24,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 RUN_DATE = "2026-11-23"
 COUNT = 6  # the first six regions by priority: overlapping boxes, so totals' overlap logic runs too
 SHARDS = 3
-#: What legitimately differs between two runs of the same week: ids, clocks and file locations.
+#: What legitimately differs between two runs of the same week: ids, clocks (the market
+#: figures' fetch time too) and file locations.
 VOLATILE = frozenset(
-    {"run_id", "duration_s", "generated_at", "written_at", "report_uris", "from_checkpoint", "archive"}
+    {
+        "run_id",
+        "duration_s",
+        "generated_at",
+        "written_at",
+        "report_uris",
+        "from_checkpoint",
+        "archive",
+        "fetched_at",
+    }
 )
 
 
