@@ -56,6 +56,11 @@ from ccapi_monitor.regions import Region
 
 log = structlog.get_logger(__name__)
 
+#: pystac (1.15) discovers its extension hooks lazily on the first parse and not thread-safely:
+#: scene threads that parse items at once can fail with "dictionary changed size during
+#: iteration". Parsing is cheap next to writing COGs, so the parses take turns.
+_PYSTAC_PARSE = threading.Lock()
+
 # rasterio wraps numpy arrays in temporary datasets before applying the transforms that
 # ``_to_tile`` passes, and warns about that step; the output is georeferenced. A filter
 # (not catch_warnings) because tiles are written from several threads at once.
@@ -611,7 +616,9 @@ class DemoArchive:
             folder = self.root / "scenes" / region.name / item_id
             done = folder / "item.json"
             if done.exists():
-                items.append(pystac.Item.from_dict(json.loads(done.read_text(encoding="utf-8"))))
+                document = json.loads(done.read_text(encoding="utf-8"))
+                with _PYSTAC_PARSE:
+                    items.append(pystac.Item.from_dict(document))
                 continue
             if scene is None:
                 scene = synthesize(world, day, self.config)
