@@ -6,6 +6,7 @@ and the polygons' coordinates all come from one place (docs/design/detection.md,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from shapely.geometry.base import BaseGeometry
 from ccapi_monitor.regions import Region
 
 
+@functools.lru_cache(maxsize=64)
 def _transformer(src_epsg: int, dst_epsg: int) -> pyproj.Transformer:
+    """One transformer per pair of zones: creating one costs more than projecting a polygon, and
+    polygonizing a region projects hundreds (pyproj >= 3.1 transformers are thread-safe)."""
     return pyproj.Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
 
 

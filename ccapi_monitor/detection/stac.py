@@ -88,6 +88,10 @@ READ_AHEAD: Final = 4
 GDAL_OPTIONS: Final = READ_OPTIONS
 #: Reader threads for local COGs: decoding is CPU work, one thread per core of the task.
 LOCAL_IO_THREADS: Final = 2
+#: pystac (1.15) discovers its extension hooks lazily on the first parse, and not thread-safely:
+#: regions whose items are parsed at once can fail with "dictionary changed size during
+#: iteration". Parses take turns (they hold the GIL anyway).
+_PARSE_LOCK: Final = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -519,10 +523,10 @@ class StacBackend(ImageryBackend):
         with self._lock:
             if self._collection is None:
                 try:
-                    collection = pystac.ItemCollection.from_file(self.items)
+                    with _PARSE_LOCK:
+                        items = list(pystac.ItemCollection.from_file(self.items))
                 except Exception as exc:  # pystac raises several types for bad files
                     raise DetectionError(f"cannot read STAC items {self.items}: {exc}") from None
-                items = list(collection)
                 # A file lists items chosen on purpose: either Earth Search L2A collection is
                 # read (the offset check covers the legacy one), items of others are not.
                 known = sorted({self.collection, COLLECTION, LEGACY_COLLECTION})

@@ -370,12 +370,20 @@ def _window(src: Any, frame: ChipFrame, size: int, fill: float | None) -> NDArra
     west, _, _, north = frame.bounds
     t = src.transform
     window = Window((west - t.c) / t.a, (north - t.f) / t.e, frame.side_m / t.a, frame.side_m / -t.e)
+    # A boundless read builds a VRT (ten times the cost of the read); a window inside the
+    # raster reads the same pixels without one.
+    inside = (
+        window.col_off >= 0
+        and window.row_off >= 0
+        and window.col_off + window.width <= src.width
+        and window.row_off + window.height <= src.height
+    )
     return np.asarray(
         src.read(
             1,
             window=window,
             out_shape=(size, size),
-            boundless=True,
+            boundless=not inside,
             fill_value=fill if fill is not None else 0,
             resampling=Resampling.nearest,
         )
@@ -516,20 +524,22 @@ def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None
     """The chip source that reads the same imagery as ``backend`` (``None``: no chips)."""
     from ccapi_monitor.detection.demo import DemoBackend
     from ccapi_monitor.detection.earthengine import EarthEngineBackend
-    from ccapi_monitor.detection.stac import LEGACY_COLLECTION, StacBackend
+    from ccapi_monitor.detection.stac import StacBackend
 
     params: DetectionParams = backend.params
     if isinstance(backend, DemoBackend):
-        archive = backend.archive
+        demo: DemoBackend = backend
 
         def demo_scenes(region: Region, run_date: date) -> Sequence[Scene]:
-            path = str(archive.items_path(region.name, run_date))
-            items = StacBackend(params, path, collection=LEGACY_COLLECTION)  # as DemoBackend.detect reads it
-            return items.scenes(region, params.windows(run_date))
+            return demo.stac(region, run_date).scenes(region, params.windows(run_date))  # as detection read them
 
         # Item hrefs are relative to the items files' folder (one folder for every region).
         return CogChipSource(
-            demo_scenes, params, style=style, href=local_href(archive.root / "items"), offsets=backend.offsets
+            demo_scenes,
+            params,
+            style=style,
+            href=local_href(demo.archive.root / "items"),
+            offsets=backend.offsets,
         )
     if isinstance(backend, StacBackend):
         stac: StacBackend = backend
