@@ -13,6 +13,7 @@ from ccapi_monitor.market.figures import (
     RECENT_DAYS,
     TREND_CONFIDENCE,
     summarize,
+    theil_sen,
     trend,
     without_outliers,
 )
@@ -106,3 +107,18 @@ def test_too_few_weeks_give_no_trend_and_say_why() -> None:
         note
         == f"no trend: {MIN_TREND_WEEKS - 1} of the last 12 weeks have prices (at least {MIN_TREND_WEEKS} needed)"
     )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_theil_sen_is_scipy_theilslopes(seed: int) -> None:
+    """The numpy Theil-Sen (no scipy.stats import at run start) gives scipy's slope and interval,
+    ties included (rounded medians repeat)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 13))
+    x = -np.sort(rng.choice(12, size=n, replace=False)).astype(float)
+    y = np.round(rng.normal(0.0, 0.05, n) + 0.01 * x, int(rng.integers(1, 4)))
+    confidence = float(rng.choice([0.8, 0.9, 0.95]))
+    expected = stats.theilslopes(y, x, alpha=confidence)
+    assert theil_sen(x, y, confidence) == (expected.slope, expected.low_slope, expected.high_slope)
