@@ -27,6 +27,7 @@ import warnings
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -50,8 +51,8 @@ from threadpoolctl import threadpool_limits
 
 from ccapi_monitor.detection.base import ImageryBackend
 from ccapi_monitor.detection.grid import RegionGrid
-from ccapi_monitor.detection.stac import LEGACY_COLLECTION, OffsetLedger, StacBackend
-from ccapi_monitor.errors import DetectionError
+from ccapi_monitor.detection.stac import LEGACY_COLLECTION, LedgerState, OffsetLedger, StacBackend
+from ccapi_monitor.errors import AbortedError, DetectionError
 from ccapi_monitor.models import DetectionResult, ImageryCorrection
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region
@@ -126,6 +127,8 @@ PADDY_CYCLE_DAYS: Final = 120
 CLOUD_PRONE: Final = ("bogor_puncak_highland",)
 WET_SEASON: Final = 0.3
 WET_CLOUD_COVER: Final = 0.97
+#: How often a region thread waiting on a detection worker looks at its cancel event.
+_POLL_S: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -801,6 +804,20 @@ def _write_region(
     return DemoArchive(archive_dir, config, params).write_region(run_date, region, days, finish)
 
 
+#: The worker process's backend per archive (its parsed items and offset verdicts).
+_WORKER_BACKENDS: dict[tuple[Path, DemoConfig], DemoBackend] = {}
+
+
+def _detect_region(
+    archive_dir: Path, config: DemoConfig, params: DetectionParams, region: Region, run_date: date
+) -> tuple[DetectionResult, LedgerState]:
+    """:meth:`DemoBackend.detect_here` in a worker process, with the worker's offset verdicts."""
+    backend = _WORKER_BACKENDS.get((archive_dir, config))
+    if backend is None:
+        backend = _WORKER_BACKENDS.setdefault((archive_dir, config), DemoBackend(params, archive_dir, config))
+    return backend.detect_here(region, run_date), backend.offsets.state()
+
+
 class DemoBackend(ImageryBackend):
     """Synthetic archive + the stac code path; every result says ``source: demo``."""
 
@@ -813,6 +830,7 @@ class DemoBackend(ImageryBackend):
         self.offsets = OffsetLedger()
         self._stac: dict[Path, StacBackend] = {}
         self._stac_lock = threading.Lock()
+        self._workers: ProcessPoolExecutor | None = None
 
     @staticmethod
     def demo_params(params: DetectionParams, config: DemoConfig | None = None) -> DetectionParams:
@@ -831,7 +849,14 @@ class DemoBackend(ImageryBackend):
         }
 
     def prepare(self, regions: list[Region], run_date: date) -> None:
+        """Write the archive, then fork the detection workers (here, on the main thread,
+        before any region thread or GDAL read is running)."""
         self.archive.prepare(regions, run_date)
+        workers = min(len(regions), os.cpu_count() or 1)
+        if self._workers is None and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            pool.submit(int).result()  # forks every worker now (fork starts them all at once)
+            self._workers = pool
 
     def preflight(self) -> list[str]:
         """The archive folder must be writable (it is created on first use)."""
@@ -860,6 +885,30 @@ class DemoBackend(ImageryBackend):
     def detect(
         self, region: Region, run_date: date, cancel: threading.Event | None = None
     ) -> DetectionResult:
+        """In a worker process once :meth:`prepare` started them: detection holds the GIL for
+        most of its time (opening thousands of small COGs, numpy on small strips), so the
+        runner's region threads would share one core. The worker's offset verdicts join this
+        backend's ledger, which the report's chips read."""
+        if self._workers is None:
+            return self.detect_here(region, run_date, cancel)
+        job = self._workers.submit(
+            _detect_region, self.archive.root.parent, self.config, self.params, region, run_date
+        )
+        while True:
+            try:
+                result, verdicts = job.result(timeout=_POLL_S)
+                break
+            except FutureTimeout:
+                if cancel is not None and cancel.is_set():
+                    job.cancel()
+                    raise AbortedError(f"detection of {region.name} cancelled") from None
+        self.offsets.absorb(verdicts)
+        return result
+
+    def detect_here(
+        self, region: Region, run_date: date, cancel: threading.Event | None = None
+    ) -> DetectionResult:
+        """Detection in this process: the stac code path on the region's items."""
         result = self.stac(region, run_date).detect(region, run_date, cancel)
         return result.model_copy(update={"source": self.name})
 

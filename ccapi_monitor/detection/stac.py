@@ -484,6 +484,31 @@ class OffsetLedger:
         wanted = found.keys() if item_ids is None else set(item_ids) & found.keys()
         return [found[i] for i in sorted(wanted)]
 
+    def state(self) -> LedgerState:
+        """The verdicts, corrections and items seen so far, to merge into another ledger (a
+        worker process's verdicts into the run's, see :meth:`absorb`)."""
+        with self._lock:
+            return LedgerState(dict(self._offsets), dict(self._corrections), frozenset(self._seen))
+
+    def absorb(self, state: LedgerState) -> None:
+        """Take another ledger's verdicts; an item already judged here keeps its verdict."""
+        with self._lock:
+            for item_id, offset in state.offsets.items():
+                if item_id not in self._offsets:
+                    self._offsets[item_id] = offset
+                    if item_id in state.corrections:
+                        self._corrections[item_id] = state.corrections[item_id]
+            self._seen |= state.seen
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """A picklable copy of an :class:`OffsetLedger`'s contents."""
+
+    offsets: dict[str, float]
+    corrections: dict[str, OffsetCorrection]
+    seen: frozenset[str]
+
 
 class StacBackend(ImageryBackend):
     """docs/design/detection.md over Sentinel-2 L2A COGs listed by STAC (Earth Search layout)."""
