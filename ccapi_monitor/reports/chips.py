@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -280,17 +281,35 @@ class CogChipSource:
         current = sorted((s for s in scenes if windows.current.contains(s.day)), key=lambda s: s.day)
         baseline = [s for s in scenes if windows.baseline.contains(s.day)]
         baseline.sort(key=lambda s: (_cloud_cover(s), s.day))
-        return [self._site(p, current[::-1][:AFTER_TRIES], baseline[:BEFORE_CANDIDATES]) for p in polygons]
+        # The region's sites try the same acquisitions: each COG is opened once for all of them
+        # (opening costs several times reading a chip's window).
+        with ExitStack() as stack, rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            datasets: dict[str, Any] = {}
 
-    def _site(self, polygon: ChangePolygon, current: list[Scene], baseline: list[Scene]) -> SiteChips:
+            def open_once(href: str) -> Any:
+                if href not in datasets:
+                    datasets[href] = stack.enter_context(rasterio.open(href))
+                return datasets[href]
+
+            recent, candidates = current[::-1][:AFTER_TRIES], baseline[:BEFORE_CANDIDATES]
+            return [self._site(p, recent, candidates, open_once) for p in polygons]
+
+    def _site(
+        self, polygon: ChangePolygon, current: list[Scene], baseline: list[Scene], open_once: _Opener
+    ) -> SiteChips:
         return SiteChips(
             polygon,
-            self._chip("before", polygon, baseline, pick="greenest"),
-            self._chip("after", polygon, current, pick="first"),
+            self._chip("before", polygon, baseline, open_once, pick="greenest"),
+            self._chip("after", polygon, current, open_once, pick="first"),
         )
 
     def _chip(
-        self, when: When, polygon: ChangePolygon, scenes: list[Scene], pick: Literal["first", "greenest"]
+        self,
+        when: When,
+        polygon: ChangePolygon,
+        scenes: list[Scene],
+        open_once: _Opener,
+        pick: Literal["first", "greenest"],
     ) -> Chip:
         if not scenes:
             return Chip(when, missing="no acquisition in the window")
@@ -302,7 +321,7 @@ class CogChipSource:
                 continue
             try:
                 style = self.style if all(asset_of(item, k) for k in STYLE_BANDS[self.style]) else "false"
-                read, frame = self._read(scene.day, item, polygon, style)
+                read, frame = self._read(scene.day, item, polygon, style, open_once)
             except (rasterio.errors.RasterioError, OSError, KeyError, ValueError) as exc:
                 errors.append(f"{item.id}: {exc}")
                 log.warning("chips.read_failed", item=item.id, error=str(exc)[:300])
@@ -321,34 +340,30 @@ class CogChipSource:
         return Chip(when, missing=reason)
 
     def _read(
-        self, day: date, item: pystac.Item, polygon: ChangePolygon, style: Style
+        self, day: date, item: pystac.Item, polygon: ChangePolygon, style: Style, open_once: _Opener
     ) -> tuple[_Read, ChipFrame]:
         """The site's window of one item: raw DN, SCL, then reflectance with the offset the pixels carry."""
         frame: ChipFrame | None = None
         size = 0
         dns: dict[str, NDArray[Any]] = {}
         scalings: dict[str, BandScaling] = {}
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            for key in dict.fromkeys([*STYLE_BANDS[style], "red", "nir"]):
-                asset = asset_of(item, key)
-                if asset is None:
-                    raise KeyError(f"asset {key!r} missing")
-                scalings[key] = BandScaling.of(asset)
-                with rasterio.open(self.href(asset)) as src:
-                    if frame is None:
-                        frame = ChipFrame.around(polygon, src.crs.to_string(), abs(src.res[0]))
-                        size = int(min(MAX_READ_PX, max(8, round(frame.side_m / abs(src.res[0])))))
-                    dns[key] = _window(src, frame, size, scalings[key].nodata)
-            assert frame is not None
-            scl_asset = asset_of(item, "scl")
-            scl = np.full((size, size), self.params.scl_clear[0], dtype=np.uint8)
-            if scl_asset is not None:
-                with rasterio.open(self.href(scl_asset)) as src:
-                    scl = _window(src, frame, size, 0).astype(np.uint8)
+        for key in dict.fromkeys([*STYLE_BANDS[style], "red", "nir"]):
+            asset = asset_of(item, key)
+            if asset is None:
+                raise KeyError(f"asset {key!r} missing")
+            scalings[key] = BandScaling.of(asset)
+            src = open_once(self.href(asset))
+            if frame is None:
+                frame = ChipFrame.around(polygon, src.crs.to_string(), abs(src.res[0]))
+                size = int(min(MAX_READ_PX, max(8, round(frame.side_m / abs(src.res[0])))))
+            dns[key] = _window(src, frame, size, scalings[key].nodata)
+        assert frame is not None
+        scl_asset = asset_of(item, "scl")
+        scl = np.full((size, size), self.params.scl_clear[0], dtype=np.uint8)
+        if scl_asset is not None:
+            scl = _window(open_once(self.href(scl_asset)), frame, size, 0).astype(np.uint8)
         if self.offsets is not None:  # a mislabelled item is shown as detection read it
-            offset = self.offsets.offset_for(
-                item, dns, scl, scalings["red"], self.params.offset_check_share
-            )
+            offset = self.offsets.offset_for(item, dns, scl, scalings["red"], self.params.offset_check_share)
             if offset is not None:
                 scalings = {key: scaling.with_offset(offset) for key, scaling in scalings.items()}
         clear = np.isin(scl, self.params.scl_clear)
@@ -361,6 +376,10 @@ class CogChipSource:
                 values = np.where(valid, values, np.nan).astype(np.float32)
             bands[key] = values
         return _Read(day, float(clear[frame.mask(size)].mean()), bands), frame
+
+
+#: Opens a COG once per region's chips (see :meth:`CogChipSource.site_chips`).
+_Opener = Callable[[str], Any]
 
 
 def _window(src: Any, frame: ChipFrame, size: int, fill: float | None) -> NDArray[Any]:
@@ -531,7 +550,9 @@ def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None
         demo: DemoBackend = backend
 
         def demo_scenes(region: Region, run_date: date) -> Sequence[Scene]:
-            return demo.stac(region, run_date).scenes(region, params.windows(run_date))  # as detection read them
+            return demo.stac(region, run_date).scenes(
+                region, params.windows(run_date)
+            )  # as detection read them
 
         # Item hrefs are relative to the items files' folder (one folder for every region).
         return CogChipSource(
