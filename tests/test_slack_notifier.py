@@ -47,11 +47,18 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "top_regions": [
             {
                 "name": "bekasi_industrial_belt",
-                "score": 0.82,
+                "label": "BUY",
+                "score": 82.4,
                 "vegetation_clearing_ha": 120.3,
                 "built_up_ha": 31.0,
             },
-            {"name": "karawang_new_city", "score": 0.74, "vegetation_clearing_ha": 96.4, "built_up_ha": 12.5},
+            {
+                "name": "karawang_new_city",
+                "label": "WATCH",
+                "score": 47.0,
+                "vegetation_clearing_ha": 96.4,
+                "built_up_ha": 12.5,
+            },
         ],
     },
     "partial": {**RUN, "status": "partial", "failed_regions": ["bogor_puncak_corridor"]},
@@ -108,7 +115,7 @@ def _texts(body: dict[str, Any]) -> str:
 def test_bodies_carry_what_people_need() -> None:
     success = slack_notifier.render_run(MESSAGES["succeeded"], dashboard_url=DASHBOARD)
     assert success["text"].startswith("✅ ccapi-monitor prod: weekly run 2026-11-23 succeeded")
-    assert "bekasi_industrial_belt" in _texts(success)
+    assert "1. *bekasi_industrial_belt*: BUY 82, 120.3 ha cleared, 31.0 ha built" in _texts(success)
     assert "412.7 ha" in _texts(success)
     buttons = [e["url"] for b in success["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons == [LINKS["report"], LINKS["logs"], LINKS["execution"], DASHBOARD]

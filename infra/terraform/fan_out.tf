@@ -1,6 +1,6 @@
 # Fan-out (docs/scaling.md): with fan_out = "map" the state machine runs one ECS task per
 # shard of regions in an INLINE Map, then an assemble task that publishes the run. The
-# fan-out template holds only the head states; the tail (CheckExecutionStatus, metrics,
+# fan-out template holds only the head states; the tail (ReadResult, CheckExecutionStatus, metrics,
 # notifications) is state_machine.asl.json's, merged here so both variants share it.
 
 variable "fan_out" {

@@ -223,6 +223,15 @@ def callback_payload(status: str, failed_regions: tuple[str, ...] = (), total: i
         },
         "failed_regions": list(failed_regions),
         "hectares": {"vegetation_clearing": 412.7, "built_up": 88.1},
+        "top_regions": [
+            {
+                "name": "bekasi_industrial_belt",
+                "label": "BUY",
+                "score": 82.4,
+                "vegetation_clearing_ha": 120.3,
+                "built_up_ha": 31.0,
+            }
+        ],
         "report": {
             "json": f"{base}/report.json",
             "html": f"{base}/report.html",

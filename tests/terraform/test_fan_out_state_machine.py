@@ -68,10 +68,16 @@ def test_fan_out_template_uses_only_terraform_variables_and_shares_the_tail() ->
     definition = fan_out_definition(variables)
     states = definition["States"]
     assert "RunWeeklyMonitoring" not in states
-    assert states["Assemble"]["Next"] == "CheckExecutionStatus"
+    assert states["Assemble"]["Next"] == "ReadResult"
     # The tail is the single variant's, not a copy.
     single = load_definition(variables)["States"]
-    for name in ("CheckExecutionStatus", "NotifySuccess", "NotifyPartialFailure", "NotifyFailure"):
+    for name in (
+        "ReadResult",
+        "CheckExecutionStatus",
+        "NotifySuccess",
+        "NotifyPartialFailure",
+        "NotifyFailure",
+    ):
         assert states[name] == single[name]
     targets = {s.get("Next") for s in states.values()} | {
         c["Next"] for s in states.values() for c in s.get("Catch", [])

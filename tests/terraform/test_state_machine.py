@@ -376,9 +376,9 @@ def test_success_publishes_metrics_and_notifies(stack: Stack) -> None:
         "Execution": message["links"]["execution"],
         "Dashboard": DASHBOARD_URL,
     }
-    assert {k: message[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")} == {
-        k: payload[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")
-    }
+    fields = ("run_date", "duration_s", "regions", "failed_regions", "report", "top_regions")
+    assert {k: message[k] for k in fields} == {k: payload[k] for k in fields}
+    assert "1. *bekasi_industrial_belt*: BUY 82, 120.3 ha cleared" in json.dumps(slack, ensure_ascii=False)
     regions = payload["regions"]
     assert (
         f"{regions['succeeded']} of {regions['total']} regions succeeded, 1 with insufficient"

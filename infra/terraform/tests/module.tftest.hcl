@@ -259,9 +259,9 @@ run "fan_out_map_runs_shards_then_assembles_into_the_shared_tail" {
 
   assert {
     condition = alltrue([
-      for name in ["CheckExecutionStatus", "ExtractResults", "PublishMetrics", "NotifySuccess", "HandlePartialFailure", "NotifyPartialFailure", "NotifyFailure", "FailExecution"] :
+      for name in ["ReadResult", "CheckExecutionStatus", "ExtractResults", "PublishMetrics", "NotifySuccess", "HandlePartialFailure", "NotifyPartialFailure", "NotifyFailure", "FailExecution"] :
       jsondecode(aws_sfn_state_machine.weekly.definition).States[name] == jsondecode(local.state_machine_definition).States[name]
-    ]) && jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble.Next == "CheckExecutionStatus"
+    ]) && jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble.Next == "ReadResult"
     error_message = "The fan-out variant must share the single variant's tail, entered from Assemble."
   }
 
