@@ -35,7 +35,9 @@ locals {
   fan_out_definition = jsonencode(merge(local.single_definition, {
     Comment = local.fan_out_head.Comment
     States = merge(
-      { for name, state in local.single_definition.States : name => state if !contains(concat(["RunWeeklyMonitoring"], local.skip_route_states), name) },
+      { for name, state in local.single_definition.States : name => state if name != "RunWeeklyMonitoring" },
+      # The skip calendar is the single variant's; an ordinary week goes on to the Map.
+      { CheckSkipCalendar = merge(local.single_definition.States.CheckSkipCalendar, { Default = "RunShards" }) },
       local.fan_out_head.States,
     )
   }))

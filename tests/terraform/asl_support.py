@@ -39,11 +39,6 @@ TEMPLATE_VARIABLES = frozenset(
     }
 )
 
-#: The skip-calendar route after the single variant's ValidateInputs (state_machine.tf's
-#: local.skip_route_states): the fan-out variant leaves it out along with RunWeeklyMonitoring.
-SKIP_ROUTE_STATES = frozenset(
-    {"CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"}
-)
 
 # templatefile(): "$${" and "%%{" are escapes, "${name}" interpolates, "%{" opens a directive.
 _TEMPLATE_TOKEN = re.compile(r"\$\$\{|%%\{|\$\{([^}]*)\}|%\{")

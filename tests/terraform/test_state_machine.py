@@ -6,7 +6,6 @@ Each case ends in the final state, SNS message and metrics an operator would see
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -29,9 +28,7 @@ from tests.moto_patches import cloudwatch_refuses_metrics, moto_fixes
 from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
     ASL_TEMPLATE,
-    SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
-    TERRAFORM_DIR,
     Container,
     ContainerRun,
     TemplateError,
@@ -73,22 +70,6 @@ def test_render_rejects_unknown_names_like_templatefile() -> None:
     with pytest.raises(TemplateError, match="does not contain key 'missing'"):
         render_template('{"a": "${missing}"}', {})
     assert render_template('{"a": "$${kept} ${x}"}', {"x": "1"}) == '{"a": "${kept} 1"}'
-
-
-def test_skip_route_is_the_one_terraform_leaves_out_of_the_fan_out_variant() -> None:
-    terraform = (TERRAFORM_DIR / "state_machine.tf").read_text(encoding="utf-8")
-    listed = re.search(r"skip_route_states\s*=\s*\[([^\]]*)\]", terraform)
-    assert listed is not None
-    assert set(re.findall(r'"([A-Za-z]+)"', listed.group(1))) == SKIP_ROUTE_STATES
-    states = load_definition(_variables())["States"]
-    assert set(states) >= SKIP_ROUTE_STATES
-    # Only ValidateInputs' path enters the route: nothing outside it points into it but CheckSkipCalendar.
-    entering = {
-        name
-        for name, state in states.items()
-        if name not in SKIP_ROUTE_STATES and state.get("Next") in SKIP_ROUTE_STATES
-    }
-    assert entering == {"ValidateInputs"}
 
 
 def test_production_definition_passes_asl_validator() -> None:

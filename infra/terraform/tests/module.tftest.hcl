@@ -266,6 +266,11 @@ run "fan_out_map_runs_shards_then_assembles_into_the_shared_tail" {
   }
 
   assert {
+    condition     = jsondecode(aws_sfn_state_machine.weekly.definition).States.ValidateInputs.Next == "CheckSkipCalendar" && jsondecode(aws_sfn_state_machine.weekly.definition).States.CheckSkipCalendar.Default == "RunShards" && jsondecode(aws_sfn_state_machine.weekly.definition).States.CheckSkipCalendar.Choices == jsondecode(local.state_machine_definition).States.CheckSkipCalendar.Choices
+    error_message = "The fan-out variant must honour the skip calendar: a skipped week notifies, an ordinary one goes on to the Map."
+  }
+
+  assert {
     condition     = contains(jsondecode(aws_sfn_state_machine.weekly.definition).States.ValidateInputs.Parameters.Overrides.ContainerOverrides[0].Environment, { Name = "CCAPI_SHARD_SIZE", Value = "12" })
     error_message = "ValidateInputs must plan with the configured shard_size."
   }
