@@ -603,6 +603,15 @@ def test_quality_failed_run_notifies_with_the_report_and_fails_data_quality(stac
     assert body["quality"] == payload["quality"]
     assert message in body["summary"]
     assert "accept_quality" in body["summary"]
+    email, slack = _email_and_slack(stack, execution, note)
+    for line in (
+        "Quality: 1 critical finding(s), 0 warning(s). First: " + message,
+        "execution input accept_quality: true",
+        f"Report: {REPORT_URL}",
+    ):
+        assert line in email, line
+    assert slack["text"].endswith("weekly run FAILED (CCAPI.DataQualityFailed)")
+    assert message in json.dumps(slack, ensure_ascii=False)
     assert stack.messages(stack.success_queue) == []
     assert stack.metric_values("WeeklyMonitoringSuccess") == []
     assert len(stack.container.runs) == 2  # a quality failure is not retried
