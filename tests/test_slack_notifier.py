@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from ccapi_monitor import slack_notifier
 from tests.slack_receiver import slack_receiver
+from tests.terraform.asl_support import TOP_REGIONS
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
 SECRET_ARN_ENV = "SLACK_WEBHOOK_SECRET_ARN"
@@ -44,22 +45,7 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "status": "succeeded",
         "regions": {"total": 29, "succeeded": 28, "failed": 0, "insufficient": 1},
         "failed_regions": [],
-        "top_regions": [
-            {
-                "name": "bekasi_industrial_belt",
-                "label": "BUY",
-                "score": 82.4,
-                "vegetation_clearing_ha": 120.3,
-                "built_up_ha": 31.0,
-            },
-            {
-                "name": "karawang_new_city",
-                "label": "WATCH",
-                "score": 47.0,
-                "vegetation_clearing_ha": 96.4,
-                "built_up_ha": 12.5,
-            },
-        ],
+        "top_regions": TOP_REGIONS,
     },
     "partial": {**RUN, "status": "partial", "failed_regions": ["bogor_puncak_corridor"]},
     "failed": {

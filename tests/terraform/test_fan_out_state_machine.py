@@ -199,19 +199,23 @@ class ScriptedWorker:
         return container.runs
 
 
-def _execute(
-    aws: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
-) -> tuple[dict[str, Any], ScriptedWorker]:
-    variables = {**aws.variables, "shard_size": "3"}
-    definition = _short(fan_out_definition(variables), heartbeat_s)
+def _start(aws: Stack, execution_input: dict[str, Any], *, heartbeat_s: int) -> str:
+    """Create the shortened fan-out machine (shard size 3) and start one execution of it."""
+    definition = _short(fan_out_definition({**aws.variables, "shard_size": "3"}), heartbeat_s)
     machine = aws.sfn.create_state_machine(
         name="ccapi-fan-out",
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::123456789012:role/ccapi-monitor-test-sfn",
     )["stateMachineArn"]
-    execution = aws.sfn.start_execution(
-        stateMachineArn=machine, name="weekly-2026-11-23", input=json.dumps({"run_date": "2026-11-23"})
-    )["executionArn"]
+    name = f"weekly-{execution_input['run_date']}"
+    started = aws.sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(execution_input))
+    return str(started["executionArn"])
+
+
+def _execute(
+    aws: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
+) -> tuple[dict[str, Any], ScriptedWorker]:
+    execution = _start(aws, {"run_date": "2026-11-23"}, heartbeat_s=heartbeat_s)
     worker = ScriptedWorker(aws, LocalStore(tmp_path / "cache"), behaviour, max_concurrency=2)
     worker.play(tasks)
     final = aws.finish(execution)
@@ -238,15 +242,7 @@ def test_all_shards_succeed(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
 
 @pytest.mark.slow
 def test_holiday_skips_the_map_and_notifies(stack: Stack) -> None:  # noqa: F811
-    definition = _short(fan_out_definition({**stack.variables, "shard_size": "3"}), heartbeat_s=5)
-    machine = stack.sfn.create_state_machine(
-        name="ccapi-fan-out-holiday",
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/ccapi-monitor-test-sfn",
-    )["stateMachineArn"]
-    execution = stack.sfn.start_execution(
-        stateMachineArn=machine, name="weekly-2026-08-17", input=json.dumps(HOLIDAY_INPUT)
-    )["executionArn"]
+    execution = _start(stack, HOLIDAY_INPUT, heartbeat_s=5)
     preflight = stack.container.next_run()
     assert preflight.command == ["ccapi-monitor", "preflight", "--plan-shards"]
     stack.container.succeed(preflight, SKIPPED)  # a skip-calendar week has no plan
