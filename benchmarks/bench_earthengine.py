@@ -41,6 +41,7 @@ from ccapi_monitor.detection.ee_quota import DEFAULT_GATHER_S, AdaptiveLimiter, 
 from ccapi_monitor.errors import CCAPIError
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, load_regions
+from ccapi_monitor.settings import Settings
 from tests.detection.ee_support import ALGORITHMS_FILE, DISCOVERY_DOCUMENT, offline_ee, service_account_key
 
 RUN_DATE = date(2026, 11, 23)
@@ -320,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     key_json = json.dumps(service_account_key(SIM_ROOT + "/token"))
     base = Model(time_scale=args.time_scale)
     everything = len(regions)
+    default = Settings.model_fields["ee_max_concurrency"].default
     scenarios = [
-        # The process may use the project's quota (limiter = quota).
-        ("limit_40_quota_40", base, 40, everything),
-        # The settings default: 16 of 40, bound computed for the 16 this process may use.
+        # The settings default (the project's whole quota), all regions in flight as the runner keeps them.
+        (f"limit_{default}_quota_40", base, default, everything),
+        # The default while other users of the project hold 30 of its 40 slots (429 storm, AIMD).
+        (f"limit_{default}_quota_10", Model(time_scale=args.time_scale, quota=10), default, everything),
+        # A shared project's setting (and the former default): 16 of 40, bound for the 16 this process may use.
         ("limit_16_quota_40", base, 16, everything),
         # The same without the limiter's gather window: the first arrivals take the slots.
         ("limit_16_quota_40_no_gather", base, 16, everything),

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ccapi_monitor.errors import InvalidInputError
 from ccapi_monitor.market.models import MarketFigures
-from ccapi_monitor.models import InfrastructureResult, InvestmentScore
+from ccapi_monitor.models import InfrastructureResult, InvestmentScore, RegionResult
 from ccapi_monitor.params import CLASSES
 
 #: Human labels of the change classes: the one map the score rationale and report.html use.
@@ -271,3 +271,17 @@ def score_region(
         components=components,
         infrastructure_used=infra is not None,
     )
+
+
+def rank_order(regions: Iterable[RegionResult]) -> list[RegionResult]:
+    """Scored regions by score (highest first), then unscored ok, insufficient, failed: the
+    order of the report page, the terminal summary and the callback's ``top_regions``."""
+    status_order = {"ok": 0, "insufficient_observations": 1, "failed": 2}
+
+    def key(r: RegionResult) -> tuple[int, float, str]:
+        value = r.score.value if r.score is not None else None
+        if value is not None:
+            return (0, -value, r.name)
+        return (1 + status_order[r.status], 0.0, r.name)
+
+    return sorted(regions, key=key)

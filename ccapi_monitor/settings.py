@@ -178,8 +178,11 @@ class Settings(BaseModel):
     gee_service_account_key_file: Annotated[Path | None, _env_only("GEE_SERVICE_ACCOUNT_KEY_FILE")] = Field(
         None, description="Path to a service-account key file."
     )
+    # The whole quota by default: the weekly run is the project's main user, one task at 40
+    # is as fast as any fan-out (docs/scaling.md), and the limiter's AIMD shrinks the window
+    # when other users hold slots (429s). A shared project sets it lower.
     ee_max_concurrency: Annotated[int, Source(env="CCAPI_EE_MAX_CONCURRENCY")] = Field(
-        16,
+        40,
         ge=1,
         le=40,
         description="Earth Engine requests in flight for the whole process (project quota: 40).",

@@ -92,7 +92,7 @@ def _top_regions(regions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if not regions:
         return []
     lines = [
-        f"{i}. *{r['name']}*: score {float(r.get('score') or 0):.2f}, "
+        f"{i}. *{r['name']}*: {r.get('label') or 'score'} {float(r.get('score') or 0):.0f}, "
         f"{_hectares(r.get('vegetation_clearing_ha'))} cleared, {_hectares(r.get('built_up_ha'))} built"
         for i, r in enumerate(regions[:5], start=1)
     ]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import ee
 import pytest
+
+from tests.detection.ee_support import FakeEarthEngine
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -45,3 +49,12 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
 def ccapi_command() -> list[str]:
     """The installed console script's equivalent, run with this interpreter."""
     return [sys.executable, "-m", "ccapi_monitor"]
+
+
+@pytest.fixture
+def fake_ee() -> Iterator[FakeEarthEngine]:
+    """A fake Earth Engine server (REST API and token endpoint) for one test; ``ee`` is reset after."""
+    server = FakeEarthEngine().start()
+    yield server
+    server.stop()
+    ee.Reset()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import ee
 import pytest
 from click.testing import CliRunner
 
@@ -65,29 +63,21 @@ def test_unknown_region_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert "atlantis" in result.output
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeEarthEngine]:
-    server = FakeEarthEngine().start()
-    yield server
-    server.stop()
-    ee.Reset()
-
-
-def _ee(fake: FakeEarthEngine) -> EarthEngineBackend:
+def _ee(fake_ee: FakeEarthEngine) -> EarthEngineBackend:
     return EarthEngineBackend(
         DetectionParams(),
         project="ccapi-test",
-        key_json=json.dumps(service_account_key(fake.url + "/token")),
+        key_json=json.dumps(service_account_key(fake_ee.url + "/token")),
         key_file=None,
-        url=fake.url,
+        url=fake_ee.url,
         limiter=AdaptiveLimiter(4),
         retry_policy=RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.002),
     )
 
 
-def test_earth_engine_offline_against_itself_and_against_a_shifted_answer(fake: FakeEarthEngine) -> None:
+def test_earth_engine_offline_against_itself_and_against_a_shifted_answer(fake_ee: FakeEarthEngine) -> None:
     region = next(r for r in load_regions() if r.name == REGION)
-    backend = _ee(fake)
+    backend = _ee(fake_ee)
     same = compare_backends(backend, backend, [region], date(2026, 11, 23))
     assert all(not isinstance(r, tuple) and r.within(0, 0, 1.0) for r in same)
     first = backend.detect(region, date(2026, 11, 23))
@@ -101,8 +91,8 @@ def test_earth_engine_offline_against_itself_and_against_a_shifted_answer(fake: 
             return 200, {"result": value}
         return default_answer(body)
 
-    fake.compute = shifted
-    second = _ee(fake).detect(region, date(2026, 11, 23))
+    fake_ee.compute = shifted
+    second = _ee(fake_ee).detect(region, date(2026, 11, 23))
     rows = compare_results(region.name, first, second)
     by_class = {r.change_class: r for r in rows}
     assert by_class["vegetation_clearing"].difference_ha == 0.0

@@ -23,6 +23,7 @@ from ccapi_monitor.fanout import (
 from ccapi_monitor.models import ImageryCorrection, ImageryInfo, PreviousRunInfo
 from ccapi_monitor.params import DetectionParams
 from ccapi_monitor.regions import Region, box
+from ccapi_monitor.settings import Settings
 from ccapi_monitor.storage import LocalStore
 
 RUN_DATE = date(2026, 11, 23)
@@ -78,6 +79,12 @@ def test_map_concurrency_bounds() -> None:
     assert map_max_concurrency(100, imagery="earthengine", ee_max_concurrency=40) == 1
     assert map_max_concurrency(100, imagery="earthengine", ee_max_concurrency=8) == 5
     assert map_max_concurrency(3, imagery="earthengine", ee_max_concurrency=4) == 3
+
+
+def test_default_earth_engine_task_uses_the_whole_quota_so_the_map_runs_one_at_a_time() -> None:
+    default = Settings().ee_max_concurrency
+    assert default == 40
+    assert map_max_concurrency(14, imagery="earthengine", ee_max_concurrency=default) == 1
 
 
 def test_results_round_trip_and_missing_regions_fail(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from ccapi_monitor import slack_notifier
 from tests.slack_receiver import slack_receiver
+from tests.terraform.asl_support import TOP_REGIONS
 
 GOLDEN = Path(__file__).parent / "golden" / "slack"
 SECRET_ARN_ENV = "SLACK_WEBHOOK_SECRET_ARN"
@@ -44,15 +45,7 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "status": "succeeded",
         "regions": {"total": 29, "succeeded": 28, "failed": 0, "insufficient": 1},
         "failed_regions": [],
-        "top_regions": [
-            {
-                "name": "bekasi_industrial_belt",
-                "score": 0.82,
-                "vegetation_clearing_ha": 120.3,
-                "built_up_ha": 31.0,
-            },
-            {"name": "karawang_new_city", "score": 0.74, "vegetation_clearing_ha": 96.4, "built_up_ha": 12.5},
-        ],
+        "top_regions": TOP_REGIONS,
     },
     "partial": {**RUN, "status": "partial", "failed_regions": ["bogor_puncak_corridor"]},
     "failed": {
@@ -108,7 +101,7 @@ def _texts(body: dict[str, Any]) -> str:
 def test_bodies_carry_what_people_need() -> None:
     success = slack_notifier.render_run(MESSAGES["succeeded"], dashboard_url=DASHBOARD)
     assert success["text"].startswith("✅ ccapi-monitor prod: weekly run 2026-11-23 succeeded")
-    assert "bekasi_industrial_belt" in _texts(success)
+    assert "1. *bekasi_industrial_belt*: BUY 82, 120.3 ha cleared, 31.0 ha built" in _texts(success)
     assert "412.7 ha" in _texts(success)
     buttons = [e["url"] for b in success["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons == [LINKS["report"], LINKS["logs"], LINKS["execution"], DASHBOARD]

@@ -17,7 +17,8 @@ STAC_S_PER_REGION = 17.5
 #: (lognormal, sigma 0.8, median 30 s statistics + 0.6 x that for polygons): mean request-seconds.
 EE_REQUEST_S_PER_REGION = 30.0 * math.exp(0.8**2 / 2) * 1.6
 EE_PROJECT_QUOTA = 40  # concurrent requests per Cloud project
-EE_PER_TASK = 16  # the worker's default ee_max_concurrency
+EE_PER_TASK = EE_PROJECT_QUOTA  # the worker's default ee_max_concurrency: the whole quota
+EE_SHARED_PER_TASK = 16  # --ee-max-concurrency for a project other users share
 
 # --- assumed overheads (not measurable offline; AWS documents no fixed figure) -----------------
 TASK_START_S = 60.0  # Fargate provisioning + image pull, billed
@@ -89,8 +90,16 @@ def table() -> str:
         shards = math.ceil(regions / SHARD_SIZE)
         rows: tuple[tuple[str, Estimate, Estimate | None], ...] = (
             ("STAC", stac_single(regions), stac_fan_out(regions)),
-            (f"Earth Engine, {EE_PER_TASK} requests a task", ee_single(regions), ee_fan_out(regions)),
-            (f"Earth Engine, one task at {EE_PROJECT_QUOTA}", ee_single(regions, EE_PROJECT_QUOTA), None),
+            (
+                f"Earth Engine, {EE_PER_TASK} requests a task (default)",
+                ee_single(regions),
+                ee_fan_out(regions),
+            ),
+            (
+                f"Earth Engine, {EE_SHARED_PER_TASK} requests a task (shared project)",
+                ee_single(regions, EE_SHARED_PER_TASK),
+                ee_fan_out(regions, per_task=EE_SHARED_PER_TASK),
+            ),
         )
         for name, single, fan in rows:
             over = (
@@ -111,10 +120,13 @@ def crossover() -> str:
         f"- STAC: fan-out finishes sooner from **{first} regions** on; one task cannot finish more "
         f"than **{limit} regions** within RunWeeklyMonitoring's 2-hour timeout (local reads; fewer "
         "with remote reads).\n"
-        f"- Earth Engine: no crossover. With the default {EE_PER_TASK} requests per task the Map runs "
-        f"{EE_PROJECT_QUOTA // EE_PER_TASK} tasks ({EE_PROJECT_QUOTA // EE_PER_TASK * EE_PER_TASK} slots); "
-        f"a single task with `--ee-max-concurrency {EE_PROJECT_QUOTA}` uses the whole quota and is as fast "
-        "as any fan-out can be, for one task's price."
+        f"- Earth Engine: no crossover. With the default {EE_PER_TASK} requests per task (the whole quota) "
+        "one task is as fast as any fan-out can be, for one task's price; the Map would run its shards "
+        "one after another and only add task starts. With "
+        f"`--ee-max-concurrency {EE_SHARED_PER_TASK}` (a shared project) the Map runs "
+        f"{EE_PROJECT_QUOTA // EE_SHARED_PER_TASK} tasks "
+        f"({EE_PROJECT_QUOTA // EE_SHARED_PER_TASK * EE_SHARED_PER_TASK} slots), which beats one task at "
+        f"{EE_SHARED_PER_TASK} but not one at {EE_PROJECT_QUOTA}."
     )
 
 

@@ -26,6 +26,7 @@ from ccapi_monitor.aws.clients import make_client
 from ccapi_monitor.errors import FAILURE_ERROR_NAMES, SUCCESS_CALLBACK_CODES, ExitCode
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.params import CLASSES
+from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.settings import Settings, sources
 from ccapi_monitor.tracing import get_tracer
 
@@ -38,6 +39,8 @@ OUTPUT_BUDGET_BYTES = 64 * 1024
 CAUSE_LIMIT_CHARS = 32_768
 ERROR_LIMIT_CHARS = 256
 MAX_REGION_NAME_CHARS = 200
+#: Regions the notifications list (Slack's "Top regions"), in the report's order.
+TOP_REGIONS = 5
 DEFAULT_HEARTBEAT_SECONDS: float = Settings.model_fields["heartbeat_seconds"].default
 #: Heartbeat answers meaning the execution no longer waits for this task.
 _GAVE_UP = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -97,6 +100,23 @@ def _failed_names(summary: RunSummary) -> list[str]:
     return [r.name[:MAX_REGION_NAME_CHARS] for r in summary.regions if r.status == "failed"]
 
 
+def top_regions(summary: RunSummary, count: int = TOP_REGIONS) -> list[dict[str, Any]]:
+    """The ``count`` best-scored regions in the report's order, for the notifications."""
+    return [
+        {
+            "name": r.name[:MAX_REGION_NAME_CHARS],
+            "label": r.score.label,
+            "score": round(r.score.value, 1),
+            **{
+                f"{c}_ha": None if r.new_area_ha is None else round(r.new_area_ha.get(c, 0.0), 2)
+                for c in CLASSES
+            },
+        }
+        for r in rank_order(summary.regions)[:count]
+        if r.score is not None and r.score.value is not None
+    ]
+
+
 def success_payload(summary: RunSummary) -> dict[str, Any]:
     """SendTaskSuccess output (docs/design/callback.md), under 64 KiB."""
     payload: dict[str, Any] = {
@@ -112,6 +132,7 @@ def success_payload(summary: RunSummary) -> dict[str, Any]:
             c: None if (ha := summary.totals.hectares(c)) is None else round(ha, 2) for c in CLASSES
         },
         "report": {kind: summary.report_uris.get(kind) for kind in ("json", "html", "geojson")},
+        "top_regions": top_regions(summary),
     }
     if summary.quality is not None:  # the ASL's quality_failed route reads quality.message
         payload["quality"] = summary.quality.callback_fields()

@@ -2,7 +2,7 @@
 
 Earth Engine allows 40 concurrent requests per Cloud project and answers 429 beyond
 that; the project may be shared with other jobs, so the share this process may use is
-not known exactly. The limiter starts at the configured concurrency (default 16) and
+not known exactly. The limiter starts at the configured concurrency (default 40) and
 adapts like TCP congestion control (AIMD): each wave of 429s shrinks the window (by
 ``decrease_factor``, or to the number of requests the server was running for us when it
 refused, whichever is lower, at most halving it), each success adds ``1/window``, so the

@@ -32,7 +32,7 @@ from ccapi_monitor.reports.maps import (
     render_overview_map,
     render_region_map,
 )
-from ccapi_monitor.scoring import CLASS_LABELS
+from ccapi_monitor.scoring import CLASS_LABELS, rank_order
 
 if TYPE_CHECKING:  # chips read imagery (rasterio, STAC): loaded only where chips are made
     from ccapi_monitor.reports.chips import Chip, SiteChips
@@ -83,19 +83,6 @@ def _num(value: float | None, digits: int = 1) -> str:
 def _class_title(change_class: str) -> str:
     label = CLASS_LABELS[change_class]
     return label[:1].upper() + label[1:]
-
-
-def rank_order(regions: Iterable[RegionResult]) -> list[RegionResult]:
-    """Scored regions by score (highest first), then unscored ok, insufficient, failed."""
-    status_order = {"ok": 0, "insufficient_observations": 1, "failed": 2}
-
-    def key(r: RegionResult) -> tuple[int, float, str]:
-        value = r.score.value if r.score is not None else None
-        if value is not None:
-            return (0, -value, r.name)
-        return (1 + status_order[r.status], 0.0, r.name)
-
-    return sorted(regions, key=key)
 
 
 def _previous(previous: PreviousRunInfo) -> dict[str, Any]:

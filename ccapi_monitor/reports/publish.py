@@ -14,7 +14,8 @@ import structlog
 from ccapi_monitor.infrastructure.base import InfrastructureSource, MapLine
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.regions import Region
-from ccapi_monitor.reports.html import rank_order, render_html
+from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.reports.json_report import publish_reports
 from ccapi_monitor.storage import Store
 

@@ -6,7 +6,8 @@ from typing import Final
 
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.params import CLASSES
-from ccapi_monitor.reports.html import STATUS_LABELS, rank_order
+from ccapi_monitor.reports.html import STATUS_LABELS
+from ccapi_monitor.scoring import rank_order
 
 TOP: Final = 5
 LABELS: Final = ("BUY", "WATCH", "PASS")
@@ -17,7 +18,7 @@ def summary_table(summary: RunSummary, *, top: int = TOP) -> str:
     """A plain-text table of the ``top`` ranked regions, the other regions counted, and the report path.
 
     Plain ASCII columns (no colour codes), so it reads the same in a terminal, a CI log
-    or an e-mail; the ranking is the page's (:func:`ccapi_monitor.reports.html.rank_order`).
+    or an e-mail; the ranking is the page's (:func:`ccapi_monitor.scoring.rank_order`).
     """
     ranked = rank_order(summary.regions)
     header = ("#", "region", "score", "label", *(f"new {c} ha" for c in CLASSES), "status")

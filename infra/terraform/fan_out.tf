@@ -1,6 +1,6 @@
 # Fan-out (docs/scaling.md): with fan_out = "map" the state machine runs one ECS task per
 # shard of regions in an INLINE Map, then an assemble task that publishes the run. The
-# fan-out template holds only the head states; the tail (CheckExecutionStatus, metrics,
+# fan-out template holds only the head states; the tail (ReadResult, CheckExecutionStatus, metrics,
 # notifications) is state_machine.asl.json's, merged here so both variants share it.
 
 variable "fan_out" {
@@ -35,7 +35,9 @@ locals {
   fan_out_definition = jsonencode(merge(local.single_definition, {
     Comment = local.fan_out_head.Comment
     States = merge(
-      { for name, state in local.single_definition.States : name => state if !contains(concat(["RunWeeklyMonitoring"], local.skip_route_states), name) },
+      { for name, state in local.single_definition.States : name => state if name != "RunWeeklyMonitoring" },
+      # The skip calendar is the single variant's; an ordinary week goes on to the Map.
+      { CheckSkipCalendar = merge(local.single_definition.States.CheckSkipCalendar, { Default = "RunShards" }) },
       local.fan_out_head.States,
     )
   }))

@@ -16,9 +16,6 @@ locals {
     reports_bucket         = local.reports_bucket
     reports_key_prefix     = local.reports_prefix == "" ? "" : "${local.reports_prefix}/"
   }
-  # The skip-calendar route after ValidateInputs; the fan-out variant (fan_out.tf) has its own
-  # ValidateInputs, which does not enter it, so it leaves these states out.
-  skip_route_states = ["CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"]
   # The template is valid JSON; jsondecode() makes a broken rendering fail at plan time.
   state_machine_definition = jsonencode(jsondecode(templatefile("${path.module}/state_machine.asl.json", local.state_machine_template_variables)))
 }

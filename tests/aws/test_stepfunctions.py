@@ -21,6 +21,8 @@ from ccapi_monitor.aws.stepfunctions import (
     success_payload,
 )
 from ccapi_monitor.errors import ExitCode
+from ccapi_monitor.models import InvestmentScore
+from ccapi_monitor.scoring import label_for
 from ccapi_monitor.settings import Settings, resolve
 from tests.aws.conftest import (
     MotoServer,
@@ -304,6 +306,35 @@ def test_success_payload_has_every_documented_field() -> None:
     assert payload["failed_regions"] == []
     assert "failed_regions_omitted" not in payload
     assert set(payload["report"]) == {"json", "html", "geojson"}
+
+
+def test_top_regions_are_the_best_scored_in_report_order() -> None:
+    summary = make_summary(ok=7, failed=1, insufficient=1)
+    scores = [12.0, 91.5, 40.0, 66.25, 5.0, 77.0, None]
+    regions = [
+        r.model_copy(
+            update={
+                "score": InvestmentScore(
+                    value=v, label=None if v is None else label_for(v), rationale="test"
+                ),
+                "new_area_ha": {"vegetation_clearing": 10.0 * i, "built_up": 1.5},
+            }
+        )
+        for i, (r, v) in enumerate(zip(summary.regions, scores, strict=False))
+    ] + summary.regions[len(scores) :]
+    payload = success_payload(summary.model_copy(update={"regions": regions}))
+    top = payload["top_regions"]
+    assert [t["score"] for t in top] == [91.5, 77.0, 66.2, 40.0, 12.0]
+    assert top[0] == {
+        "name": regions[1].name,
+        "label": "BUY",
+        "score": 91.5,
+        "vegetation_clearing_ha": 10.0,
+        "built_up_ha": 1.5,
+    }
+    # Unscored, failed and insufficient regions are never "top".
+    assert {t["name"] for t in top} <= {r.name for r in regions[:6]}
+    assert success_payload(make_summary(ok=0, failed=2))["top_regions"] == []
 
 
 def test_failure_cause_fits_the_32768_character_limit() -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import ee
-from ee import _cloud_api_utils, apitestcase
+import google.oauth2.credentials
+import httplib2
 
 EE_TESTS_DIR = Path(ee.__file__).parent / "tests"
 DISCOVERY_DOCUMENT = EE_TESTS_DIR / "cloud_api_discovery_document.json"
@@ -30,40 +31,40 @@ class NetworkForbiddenError(AssertionError):
     """Raised by the offline transport: a test tried to send a request."""
 
 
-class _NoNetwork:
-    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+class _OfflineTransport:
+    """An httplib2-style transport answering only what ``ee.Initialize`` asks for, from the
+    discovery document and algorithm list ``earthengine-api`` ships for its own tests."""
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **_: Any) -> Any:
+        if "$discovery" in uri:
+            return _json_response(json.loads(DISCOVERY_DOCUMENT.read_text(encoding="utf-8")))
+        if uri.split("?")[0].endswith("/algorithms"):
+            return _json_response(json.loads(ALGORITHMS_FILE.read_text(encoding="utf-8")))
         raise NetworkForbiddenError(f"offline Earth Engine test tried to reach {uri}")
 
 
-def algorithm_names() -> set[str]:
-    return set(apitestcase.GetAlgorithms())
+def _json_response(payload: Any) -> tuple[httplib2.Response, bytes]:
+    return httplib2.Response({"status": 200, "content-type": "application/json"}), json.dumps(
+        payload
+    ).encode()
+
+
+@cache
+def algorithm_names() -> frozenset[str]:
+    document = json.loads(ALGORITHMS_FILE.read_text(encoding="utf-8"))
+    return frozenset(entry["name"].removeprefix("algorithms/") for entry in document["algorithms"])
 
 
 @contextmanager
 def offline_ee() -> Iterator[None]:
-    """Initialize ``ee`` without network; restore the module afterwards."""
-    saved = (ee.data.getAlgorithms, ee.data._install_cloud_api_resource)
+    """Initialize ``ee`` through its public API with a transport that serves the shipped
+    discovery document and algorithm list and refuses every other request."""
     ee.Reset()
-    document = json.loads(DISCOVERY_DOCUMENT.read_text(encoding="utf-8"))
-
-    def install() -> None:
-        state = ee.data._get_state()
-        for raw in (False, True):
-            resource = _cloud_api_utils.build_cloud_resource_from_document(
-                document, http_transport=_NoNetwork(), raw=raw
-            )
-            if raw:
-                state.cloud_api_resource_raw = resource
-            else:
-                state.cloud_api_resource = resource
-
-    ee.data._install_cloud_api_resource = install
-    ee.data.getAlgorithms = apitestcase.GetAlgorithms
+    credentials = google.oauth2.credentials.Credentials(token="offline")
+    ee.Initialize(credentials, project="ccapi-offline-test", http_transport=_OfflineTransport())
     try:
-        ee.Initialize(None, project="ccapi-offline-test")
         yield
     finally:
-        ee.data.getAlgorithms, ee.data._install_cloud_api_resource = saved
         ee.Reset()
 
 
@@ -144,6 +145,8 @@ class FakeEarthEngine:
         #: Discovery requests to refuse with 503 before serving the document.
         self.discovery_failures = 0
         self.bodies: list[str] = []
+        #: Paths of the compute requests: the Cloud project the client sends travels in them.
+        self.compute_paths: list[str] = []
         self._lock = threading.Lock()
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -203,6 +206,7 @@ class FakeEarthEngine:
                 with fake._lock:
                     fake.hits["compute"] += 1
                     fake.bodies.append(body)
+                    fake.compute_paths.append(self.path)
                     fake.in_flight += 1
                     fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
                 try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -44,22 +44,14 @@ BackendFactory = Callable[..., EarthEngineBackend]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeEarthEngine]:
-    server = FakeEarthEngine().start()
-    yield server
-    server.stop()
-    ee.Reset()
-
-
-@pytest.fixture
-def backend_for(fake: FakeEarthEngine) -> BackendFactory:
+def backend_for(fake_ee: FakeEarthEngine) -> BackendFactory:
     def make(params: DetectionParams | None = None, **kwargs: Any) -> EarthEngineBackend:
         options: dict[str, Any] = {
             "project": "ccapi-test",
-            "key_json": json.dumps(service_account_key(fake.url + "/token")),
+            "key_json": json.dumps(service_account_key(fake_ee.url + "/token")),
             "key_file": None,
             "deadline_s": 2.0,
-            "url": fake.url,
+            "url": fake_ee.url,
             "limiter": AdaptiveLimiter(4),
             "retry_policy": POLICY,
         }
@@ -74,19 +66,19 @@ def region() -> Region:
     return load_regions()[0]
 
 
-def tile_scales(fake: FakeEarthEngine) -> list[int]:
+def tile_scales(fake_ee: FakeEarthEngine) -> list[int]:
     return [
-        int(m) for body in fake.bodies for m in re.findall(r'"tileScale": \{"constantValue": (\d+)', body)
+        int(m) for body in fake_ee.bodies for m in re.findall(r'"tileScale": \{"constantValue": (\d+)', body)
     ]
 
 
 def test_happy_path_two_requests_same_shape(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
     backend = backend_for(DetectionParams(max_polygons=2))
     backend.prepare([region], RUN_DATE)
     result = backend.detect(region, RUN_DATE)
-    assert fake.hits["compute"] == 2
+    assert fake_ee.hits["compute"] == 2
     assert result.status == "ok"
     assert result.source == "earthengine"
     assert result.area_ha == {"vegetation_clearing": 12.5, "built_up": 3.25}
@@ -99,14 +91,14 @@ def test_happy_path_two_requests_same_shape(
 
 
 def test_insufficient_observations_reports_no_area(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
     def cloudy(body: str) -> Reply:
         if '"scenes"' in body:
             return 200, {"result": stats_value(unobserved_ha=900.0, none_ha=100.0)}
         return default_answer(body)
 
-    fake.compute = cloudy
+    fake_ee.compute = cloudy
     result = backend_for().detect(region, RUN_DATE)
     assert result.status == "insufficient_observations"
     assert result.area_ha is None
@@ -115,9 +107,9 @@ def test_insufficient_observations_reports_no_area(
 
 
 def test_429_storm_recovers_and_counts(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.script([TOO_MANY] * 4)
+    fake_ee.script([TOO_MANY] * 4)
     backend = backend_for()
     result = backend.detect(region, RUN_DATE)
     assert result.status == "ok"
@@ -126,60 +118,60 @@ def test_429_storm_recovers_and_counts(
         "quota", 0
     )
     assert retried == 4
-    assert fake.hits["compute"] == 6
+    assert fake_ee.hits["compute"] == 6
     assert backend.limiter.counters["throttled"] == 4
     assert backend.limiter.min_window_seen < 4
 
 
 def test_endless_429_fails_region_with_message_bounded(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.compute = lambda body: TOO_MANY
+    fake_ee.compute = lambda body: TOO_MANY
     with pytest.raises(DetectionError, match=r"after 5 attempts: Too many concurrent aggregations\.") as info:
         backend_for().detect(region, RUN_DATE)
     assert info.value.exit_code == ExitCode.FAILED
-    assert fake.hits["compute"] <= 2 * POLICY.max_attempts
+    assert fake_ee.hits["compute"] <= 2 * POLICY.max_attempts
 
 
-def test_503_is_retried(fake: FakeEarthEngine, backend_for: BackendFactory, region: Region) -> None:
-    fake.script([UNAVAILABLE, UNAVAILABLE])
+def test_503_is_retried(fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region) -> None:
+    fake_ee.script([UNAVAILABLE, UNAVAILABLE])
     backend = backend_for()
     result = backend.detect(region, RUN_DATE)
     assert result.status == "ok"
-    assert fake.hits["compute"] == 4
+    assert fake_ee.hits["compute"] == 4
     assert backend.limiter.counters["transient"] == 2
     assert backend.limiter.counters["throttled"] == 0  # a 503 is not a quota signal
 
 
 @pytest.mark.parametrize("message", ["Computation timed out.", "User memory limit exceeded."])
 def test_heavy_errors_retry_once_with_larger_tile_scale(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region, message: str
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region, message: str
 ) -> None:
-    fake.script([ee_error(400, message)])
+    fake_ee.script([ee_error(400, message)])
     result = backend_for(limiter=AdaptiveLimiter(1)).detect(region, RUN_DATE)
     assert result.status == "ok"
-    assert sorted(tile_scales(fake)) == sorted([TILE_SCALES[0], TILE_SCALES[0], TILE_SCALES[1]])
+    assert sorted(tile_scales(fake_ee)) == sorted([TILE_SCALES[0], TILE_SCALES[0], TILE_SCALES[1]])
 
-    fake.compute = lambda body: ee_error(400, message)
+    fake_ee.compute = lambda body: ee_error(400, message)
     with pytest.raises(DetectionError, match=re.escape(f"after 2 attempts: {message}")):
         backend_for().detect(region, RUN_DATE)
 
 
 def test_deadline_exceeded_is_bounded(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.compute = slow_answer(1.5)
+    fake_ee.compute = slow_answer(1.5)
     backend = backend_for(deadline_s=0.3)
     backend.prepare([region], RUN_DATE)
     with pytest.raises(DetectionError, match=r"after 2 attempts: .*[Tt]imed? ?out") as info:
         backend.detect(region, RUN_DATE)
     assert "0 changes" not in str(info.value)
     assert backend.limiter.counters["deadline"] <= 4  # two requests, one retry each
-    assert fake.hits["compute"] <= 4
+    assert fake_ee.hits["compute"] <= 4
 
 
 def test_deadline_once_then_success(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
     slow = slow_answer(1.5)
     calls = []
@@ -191,7 +183,7 @@ def test_deadline_once_then_success(
             first = len(calls) == 1
         return slow(body) if first else default_answer(body)
 
-    fake.compute = first_slow
+    fake_ee.compute = first_slow
     backend = backend_for(deadline_s=0.5, limiter=AdaptiveLimiter(1))
     result = backend.detect(region, RUN_DATE)
     assert result.status == "ok"
@@ -199,18 +191,18 @@ def test_deadline_once_then_success(
 
 
 def test_fatal_server_error_is_not_retried(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.compute = lambda body: ee_error(400, "ImageCollection.load: ImageCollection asset 'X' not found.")
+    fake_ee.compute = lambda body: ee_error(400, "ImageCollection.load: ImageCollection asset 'X' not found.")
     with pytest.raises(DetectionError, match=r"after 1 attempt: ImageCollection\.load"):
         backend_for().detect(region, RUN_DATE)
-    assert fake.hits["compute"] <= 2
+    assert fake_ee.hits["compute"] <= 2
 
 
 def test_credentials_refused_at_prepare_exit_4(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.token_reply = INVALID_GRANT
+    fake_ee.token_reply = INVALID_GRANT
     backend = backend_for()
     with pytest.raises(CredentialsError) as info:
         backend.prepare([region], RUN_DATE)
@@ -225,22 +217,22 @@ def test_credentials_refused_at_prepare_exit_4(
 
 
 def test_credentials_expiring_mid_run_stop_every_region(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
     backend = backend_for()
     backend.prepare([region], RUN_DATE)
     # The key was revoked: the server rejects the cached token and the refresh fails.
-    fake.token_reply = INVALID_GRANT
-    fake.compute = lambda body: ee_error(
+    fake_ee.token_reply = INVALID_GRANT
+    fake_ee.compute = lambda body: ee_error(
         401, "Request had invalid authentication credentials.", "UNAUTHENTICATED"
     )
     with pytest.raises(CredentialsError, match="GEE_SERVICE_ACCOUNT_KEY") as info:
         backend.detect(region, RUN_DATE)
     assert info.value.exit_code == ExitCode.PREFLIGHT_FAILED
-    sent = fake.hits["compute"]
+    sent = fake_ee.hits["compute"]
     with pytest.raises(CredentialsError):
         backend.detect(load_regions()[1], RUN_DATE)
-    assert fake.hits["compute"] == sent  # later regions fail fast without a request
+    assert fake_ee.hits["compute"] == sent  # later regions fail fast without a request
 
 
 def test_missing_and_malformed_credentials(
@@ -264,19 +256,22 @@ def test_missing_and_malformed_credentials(
 
 
 def test_key_file_and_project_from_key(
-    fake: FakeEarthEngine, backend_for: BackendFactory, tmp_path: Path, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, tmp_path: Path, region: Region
 ) -> None:
     key_file = tmp_path / "key.json"
-    key_file.write_text(json.dumps(service_account_key(fake.url + "/token", project="from-key")))
+    key_file.write_text(json.dumps(service_account_key(fake_ee.url + "/token", project="from-key")))
     backend = backend_for(key_json=None, key_file=key_file, project=None)
     assert backend.preflight() == []
-    assert ee.data._get_state().cloud_api_user_project == "from-key"
+    assert fake_ee.compute_paths
+    assert all("/projects/from-key/value:compute" in path for path in fake_ee.compute_paths), (
+        fake_ee.compute_paths
+    )
 
 
 def test_limiter_caps_in_flight_requests_across_regions(
-    fake: FakeEarthEngine, backend_for: BackendFactory
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory
 ) -> None:
-    fake.compute = slow_answer(0.05)
+    fake_ee.compute = slow_answer(0.05)
     backend = backend_for(limiter=AdaptiveLimiter(3))
     regions = load_regions()[:6]
     backend.prepare(regions, RUN_DATE)
@@ -290,12 +285,12 @@ def test_limiter_caps_in_flight_requests_across_regions(
     for t in threads:
         t.join()
     assert results == {r.name: "ok" for r in regions}
-    assert fake.peak_in_flight <= 3
-    assert fake.hits["compute"] == 12
+    assert fake_ee.peak_in_flight <= 3
+    assert fake_ee.hits["compute"] == 12
 
 
 def test_requests_go_through_public_compute_value(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region, monkeypatch: pytest.MonkeyPatch
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The backend sends exactly what ``ee.data.computeValue`` sends, through that public call."""
     backend = backend_for()
@@ -312,13 +307,13 @@ def test_requests_go_through_public_compute_value(
     compute_value(graph.stats)
     assert backend.detect(region, RUN_DATE).status == "ok"
     assert len(sent) == 3  # the direct call, then the region's statistics and polygons
-    assert fake.bodies[0] in fake.bodies[1:]  # the region's statistics request, byte for byte
+    assert fake_ee.bodies[0] in fake_ee.bodies[1:]  # the region's statistics request, byte for byte
 
 
 def test_start_up_retries_transient_failures(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
-    fake.discovery_failures = 2
+    fake_ee.discovery_failures = 2
     backend = backend_for()
     backend.prepare([region], RUN_DATE)
     assert backend.limiter.counters["transient"] == 2
@@ -339,7 +334,7 @@ def test_unreachable_endpoint_is_a_preflight_failure(backend_for: BackendFactory
 
 
 def test_cancel_stops_a_region_between_attempts(
-    fake: FakeEarthEngine, backend_for: BackendFactory, region: Region
+    fake_ee: FakeEarthEngine, backend_for: BackendFactory, region: Region
 ) -> None:
     backend = backend_for(retry_policy=RetryPolicy(base_delay_s=30.0, max_delay_s=30.0))
     backend.prepare([region], RUN_DATE)
@@ -347,11 +342,11 @@ def test_cancel_stops_a_region_between_attempts(
     cancel.set()
     with pytest.raises(AbortedError):
         backend.detect(region, RUN_DATE, cancel)
-    assert fake.hits["compute"] == 0
+    assert fake_ee.hits["compute"] == 0
 
     cancel.clear()
-    fake.compute = lambda body: UNAVAILABLE  # every attempt fails, then a 30 s backoff
+    fake_ee.compute = lambda body: UNAVAILABLE  # every attempt fails, then a 30 s backoff
     threading.Timer(0.3, cancel.set).start()
     with pytest.raises(AbortedError):
         backend.detect(region, RUN_DATE, cancel)
-    assert fake.hits["compute"] <= 2
+    assert fake_ee.hits["compute"] <= 2

@@ -1,4 +1,4 @@
-"""Before/after chips: read from real Sentinel-2 COGs and from the demo archive, fetched from a fake
+"""Before/after chips: read from real Sentinel-2 COGs and from the demo archive, fetched from a fake_ee
 Earth Engine through the real client, and never a reason for the report to fail."""
 
 from __future__ import annotations
@@ -238,23 +238,14 @@ def test_only_new_sites_largest_first():
 # -- Earth Engine, offline: the real client against a fake server --------------------------------
 
 
-@pytest.fixture
-def fake(request: pytest.FixtureRequest) -> FakeEarthEngine:
-    """The fake server for one test; the ``ee`` module is reset after it stops."""
-    request.addfinalizer(ee.Reset)
-    server = FakeEarthEngine()
-    request.addfinalizer(server.stop)
-    return server.start()
-
-
-def ee_backend(fake: FakeEarthEngine) -> EarthEngineBackend:
+def ee_backend(fake_ee: FakeEarthEngine) -> EarthEngineBackend:
     backend = EarthEngineBackend(
         DetectionParams(),
         project="ccapi-test",
-        key_json=json.dumps(service_account_key(fake.url + "/token")),
+        key_json=json.dumps(service_account_key(fake_ee.url + "/token")),
         key_file=None,
         deadline_s=2.0,
-        url=fake.url,
+        url=fake_ee.url,
         limiter=AdaptiveLimiter(2),
         retry_policy=RetryPolicy(max_attempts=3, base_delay_s=0.002, max_delay_s=0.01),
     )
@@ -262,29 +253,29 @@ def ee_backend(fake: FakeEarthEngine) -> EarthEngineBackend:
     return backend
 
 
-def test_earth_engine_chips_one_request_each_through_the_limiter(fake: FakeEarthEngine):
-    backend = ee_backend(fake)
+def test_earth_engine_chips_one_request_each_through_the_limiter(fake_ee: FakeEarthEngine):
+    backend = ee_backend(fake_ee)
     source = chip_source_for(backend)
     assert isinstance(source, EarthEngineChipSource)
     polygons = [site(107.31, -6.39), site(107.33, -6.37)]
     chips = source.site_chips(DEMO_REGION, polygons, date(2026, 11, 23))
-    assert fake.hits["pixels"] == 2 * len(polygons)
+    assert fake_ee.hits["pixels"] == 2 * len(polygons)
     assert backend.limiter.in_flight == 0
     for chip in chips:
         decode(chip.before.image)
         assert chip.after.period == "latest clear pixels, 2026-10-24 to 2026-11-23"
         assert chip.before.period is not None and chip.before.period.startswith("greenest clear pixels")
-    bodies = [json.loads(b) for b in fake.pixel_bodies]
+    bodies = [json.loads(b) for b in fake_ee.pixel_bodies]
     assert all(b["fileFormat"] == "JPEG" for b in bodies)
     assert {b["grid"]["crsCode"] for b in bodies} == {f"EPSG:{DEMO_REGION.utm_epsg}"}
     assert all(b["grid"]["dimensions"] == {"width": CHIP_PX, "height": CHIP_PX} for b in bodies)
-    text = " ".join(fake.pixel_bodies)
+    text = " ".join(fake_ee.pixel_bodies)
     assert "COPERNICUS/S2_SR_HARMONIZED" in text and "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in text
-    assert sum('"ImageCollection.qualityMosaic"' in b for b in fake.pixel_bodies) == len(polygons)
+    assert sum('"ImageCollection.qualityMosaic"' in b for b in fake_ee.pixel_bodies) == len(polygons)
 
 
-def test_earth_engine_chip_retries_429_and_shows_a_refusal_as_missing(fake: FakeEarthEngine):
-    backend = ee_backend(fake)
+def test_earth_engine_chip_retries_429_and_shows_a_refusal_as_missing(fake_ee: FakeEarthEngine):
+    backend = ee_backend(fake_ee)
     replies = [ee_error(429, "Too many concurrent aggregations.", "RESOURCE_EXHAUSTED")]
 
     def answer(body: str) -> Any:
@@ -294,11 +285,11 @@ def test_earth_engine_chip_retries_429_and_shows_a_refusal_as_missing(fake: Fake
             return ee_error(400, "Image.visualize: no band named 'B4'.", "INVALID_ARGUMENT")
         return 200, io.BytesIO(_jpeg()).getvalue()
 
-    fake.pixels = answer
+    fake_ee.pixels = answer
     (chips,) = EarthEngineChipSource(backend).site_chips(DEMO_REGION, [site(107.31, -6.39)], date(2026, 11, 23))
     assert chips.before.image is None and chips.before.missing == "Earth Engine did not return the image"
     decode(chips.after.image)
-    assert fake.hits["pixels"] == 3  # before (429, then refused: not retried), after
+    assert fake_ee.hits["pixels"] == 3  # before (429, then refused: not retried), after
     assert backend.limiter.snapshot()["counters"].get("quota") == 1
 
 

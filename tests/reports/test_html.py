@@ -26,7 +26,8 @@ from ccapi_monitor.models import (
 from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import load_regions
 from ccapi_monitor.reports.chips import Chip, SiteChips, top_sites
-from ccapi_monitor.reports.html import rank_order, render_html
+from ccapi_monitor.reports.html import render_html
+from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.runner import aggregate
 from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
 

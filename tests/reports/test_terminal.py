@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ccapi_monitor.reports.html import rank_order
+from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.reports.terminal import summary_table
 from tests.reports.test_html import build_summary
 

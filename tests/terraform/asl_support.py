@@ -39,11 +39,6 @@ TEMPLATE_VARIABLES = frozenset(
     }
 )
 
-#: The skip-calendar route after the single variant's ValidateInputs (state_machine.tf's
-#: local.skip_route_states): the fan-out variant leaves it out along with RunWeeklyMonitoring.
-SKIP_ROUTE_STATES = frozenset(
-    {"CheckSkipCalendar", "DescribeSkipped", "PublishSkippedMetrics", "FormatSkipped", "NotifySkipped"}
-)
 
 # templatefile(): "$${" and "%%{" are escapes, "${name}" interpolates, "%{" opens a directive.
 _TEMPLATE_TOKEN = re.compile(r"\$\$\{|%%\{|\$\{([^}]*)\}|%\{")
@@ -205,6 +200,25 @@ class Container:
         self._sfn.send_task_heartbeat(taskToken=run.token)
 
 
+#: The callback's ``top_regions`` (aws.stepfunctions.top_regions): what the notifications list.
+TOP_REGIONS: list[dict[str, Any]] = [
+    {
+        "name": "bekasi_industrial_belt",
+        "label": "BUY",
+        "score": 82.4,
+        "vegetation_clearing_ha": 120.3,
+        "built_up_ha": 31.0,
+    },
+    {
+        "name": "karawang_new_city",
+        "label": "WATCH",
+        "score": 47.0,
+        "vegetation_clearing_ha": 96.4,
+        "built_up_ha": 12.5,
+    },
+]
+
+
 def callback_payload(status: str, failed_regions: tuple[str, ...] = (), total: int = 29) -> dict[str, Any]:
     """A worker result as docs/design/callback.md defines it."""
     run_id = "20261123T060000Z-abc123"
@@ -223,6 +237,7 @@ def callback_payload(status: str, failed_regions: tuple[str, ...] = (), total: i
         },
         "failed_regions": list(failed_regions),
         "hectares": {"vegetation_clearing": 412.7, "built_up": 88.1},
+        "top_regions": TOP_REGIONS,
         "report": {
             "json": f"{base}/report.json",
             "html": f"{base}/report.html",

@@ -22,7 +22,6 @@ from ccapi_monitor.runner import exit_code_for
 from ccapi_monitor.storage import LocalStore
 from tests.asl_validator import validate_asl
 from tests.terraform.asl_support import (
-    SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
     TERRAFORM_DIR,
     ContainerRun,
@@ -31,11 +30,16 @@ from tests.terraform.asl_support import (
     shorten,
     template_placeholders,
 )
-from tests.terraform.test_state_machine import Stack, stack  # noqa: F401  (the moto stack fixture, used by name)
+from tests.terraform.test_state_machine import (  # noqa: F401  (stack: the moto stack fixture, used by name)
+    HOLIDAY_INPUT,
+    SKIPPED,
+    Stack,
+    stack,
+)
 
 FAN_OUT_TEMPLATE = TERRAFORM_DIR / "state_machine_fan_out.asl.json"
-#: The single variant's states the fan-out head replaces or drops (as fan_out.tf does).
-REPLACED = frozenset({"RunWeeklyMonitoring", *SKIP_ROUTE_STATES})
+#: The single variant's state the fan-out head replaces (as fan_out.tf does).
+REPLACED = frozenset({"RunWeeklyMonitoring"})
 RUN_DATE = date(2026, 11, 23)
 RUN_ID = "20261123T060000Z-fan001"
 AREA = {"vegetation_clearing": 1.0, "built_up": 0.5}
@@ -49,6 +53,8 @@ def fan_out_definition(variables: dict[str, str]) -> dict[str, Any]:
     single = load_definition(variables)
     head = json.loads(render_template(FAN_OUT_TEMPLATE.read_text(encoding="utf-8"), variables))
     states = {k: v for k, v in single["States"].items() if k not in REPLACED}
+    # The skip calendar is the single variant's; an ordinary week goes on to the Map.
+    states["CheckSkipCalendar"] = {**states["CheckSkipCalendar"], "Default": "RunShards"}
     return {**single, "Comment": head["Comment"], "States": {**states, **head["States"]}}
 
 
@@ -68,10 +74,16 @@ def test_fan_out_template_uses_only_terraform_variables_and_shares_the_tail() ->
     definition = fan_out_definition(variables)
     states = definition["States"]
     assert "RunWeeklyMonitoring" not in states
-    assert states["Assemble"]["Next"] == "CheckExecutionStatus"
+    assert states["Assemble"]["Next"] == "ReadResult"
     # The tail is the single variant's, not a copy.
     single = load_definition(variables)["States"]
-    for name in ("CheckExecutionStatus", "NotifySuccess", "NotifyPartialFailure", "NotifyFailure"):
+    for name in (
+        "ReadResult",
+        "CheckExecutionStatus",
+        "NotifySuccess",
+        "NotifyPartialFailure",
+        "NotifyFailure",
+    ):
         assert states[name] == single[name]
     targets = {s.get("Next") for s in states.values()} | {
         c["Next"] for s in states.values() for c in s.get("Catch", [])
@@ -187,19 +199,23 @@ class ScriptedWorker:
         return container.runs
 
 
-def _execute(
-    aws: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
-) -> tuple[dict[str, Any], ScriptedWorker]:
-    variables = {**aws.variables, "shard_size": "3"}
-    definition = _short(fan_out_definition(variables), heartbeat_s)
+def _start(aws: Stack, execution_input: dict[str, Any], *, heartbeat_s: int) -> str:
+    """Create the shortened fan-out machine (shard size 3) and start one execution of it."""
+    definition = _short(fan_out_definition({**aws.variables, "shard_size": "3"}), heartbeat_s)
     machine = aws.sfn.create_state_machine(
         name="ccapi-fan-out",
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::123456789012:role/ccapi-monitor-test-sfn",
     )["stateMachineArn"]
-    execution = aws.sfn.start_execution(
-        stateMachineArn=machine, name="weekly-2026-11-23", input=json.dumps({"run_date": "2026-11-23"})
-    )["executionArn"]
+    name = f"weekly-{execution_input['run_date']}"
+    started = aws.sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(execution_input))
+    return str(started["executionArn"])
+
+
+def _execute(
+    aws: Stack, tmp_path: Path, behaviour: dict[str, str], *, tasks: int, heartbeat_s: int = 5
+) -> tuple[dict[str, Any], ScriptedWorker]:
+    execution = _start(aws, {"run_date": "2026-11-23"}, heartbeat_s=heartbeat_s)
     worker = ScriptedWorker(aws, LocalStore(tmp_path / "cache"), behaviour, max_concurrency=2)
     worker.play(tasks)
     final = aws.finish(execution)
@@ -219,7 +235,24 @@ def test_all_shards_succeed(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     assert worker.peak == 2  # shards run in parallel, at most MaxConcurrency (from the plan) at once
     [note] = stack.messages(stack.success_queue)
     assert note["Message"]["regions"] == {"total": 7, "succeeded": 7, "failed": 0, "insufficient": 0}
+    # This scripted assemble answers without top_regions (an older worker): ReadResult defaults it.
+    assert note["Message"]["top_regions"] == []
     assert stack.metric_values("WeeklyMonitoringSuccess") == [1.0]
+
+
+@pytest.mark.slow
+def test_holiday_skips_the_map_and_notifies(stack: Stack) -> None:  # noqa: F811
+    execution = _start(stack, HOLIDAY_INPUT, heartbeat_s=5)
+    preflight = stack.container.next_run()
+    assert preflight.command == ["ccapi-monitor", "preflight", "--plan-shards"]
+    stack.container.succeed(preflight, SKIPPED)  # a skip-calendar week has no plan
+
+    assert stack.finish(execution)["status"] == "SUCCEEDED"
+    assert len(stack.container.runs) == 1, "no shard and no assemble task on a skipped week"
+    [note] = stack.messages(stack.success_queue)
+    assert (note["Message"]["status"], note["Message"]["skip"]) == ("skipped", SKIPPED["skip"])
+    assert stack.metric_values("WeeklyMonitoringSkipped") == [1.0]
+    assert stack.messages(stack.failure_queue) == []
 
 
 @pytest.mark.slow

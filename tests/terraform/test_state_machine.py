@@ -6,7 +6,6 @@ Each case ends in the final state, SNS message and metrics an operator would see
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -29,9 +28,7 @@ from tests.moto_patches import cloudwatch_refuses_metrics, moto_fixes
 from tests.slack_receiver import slack_receiver
 from tests.terraform.asl_support import (
     ASL_TEMPLATE,
-    SKIP_ROUTE_STATES,
     TEMPLATE_VARIABLES,
-    TERRAFORM_DIR,
     Container,
     ContainerRun,
     TemplateError,
@@ -73,22 +70,6 @@ def test_render_rejects_unknown_names_like_templatefile() -> None:
     with pytest.raises(TemplateError, match="does not contain key 'missing'"):
         render_template('{"a": "${missing}"}', {})
     assert render_template('{"a": "$${kept} ${x}"}', {"x": "1"}) == '{"a": "${kept} 1"}'
-
-
-def test_skip_route_is_the_one_terraform_leaves_out_of_the_fan_out_variant() -> None:
-    terraform = (TERRAFORM_DIR / "state_machine.tf").read_text(encoding="utf-8")
-    listed = re.search(r"skip_route_states\s*=\s*\[([^\]]*)\]", terraform)
-    assert listed is not None
-    assert set(re.findall(r'"([A-Za-z]+)"', listed.group(1))) == SKIP_ROUTE_STATES
-    states = load_definition(_variables())["States"]
-    assert set(states) >= SKIP_ROUTE_STATES
-    # Only ValidateInputs' path enters the route: nothing outside it points into it but CheckSkipCalendar.
-    entering = {
-        name
-        for name, state in states.items()
-        if name not in SKIP_ROUTE_STATES and state.get("Next") in SKIP_ROUTE_STATES
-    }
-    assert entering == {"ValidateInputs"}
 
 
 def test_production_definition_passes_asl_validator() -> None:
@@ -376,9 +357,9 @@ def test_success_publishes_metrics_and_notifies(stack: Stack) -> None:
         "Execution": message["links"]["execution"],
         "Dashboard": DASHBOARD_URL,
     }
-    assert {k: message[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")} == {
-        k: payload[k] for k in ("run_date", "duration_s", "regions", "failed_regions", "report")
-    }
+    fields = ("run_date", "duration_s", "regions", "failed_regions", "report", "top_regions")
+    assert {k: message[k] for k in fields} == {k: payload[k] for k in fields}
+    assert "1. *bekasi_industrial_belt*: BUY 82, 120.3 ha cleared" in json.dumps(slack, ensure_ascii=False)
     regions = payload["regions"]
     assert (
         f"{regions['succeeded']} of {regions['total']} regions succeeded, 1 with insufficient"
@@ -622,6 +603,15 @@ def test_quality_failed_run_notifies_with_the_report_and_fails_data_quality(stac
     assert body["quality"] == payload["quality"]
     assert message in body["summary"]
     assert "accept_quality" in body["summary"]
+    email, slack = _email_and_slack(stack, execution, note)
+    for line in (
+        "Quality: 1 critical finding(s), 0 warning(s). First: " + message,
+        "execution input accept_quality: true",
+        f"Report: {REPORT_URL}",
+    ):
+        assert line in email, line
+    assert slack["text"].endswith("weekly run FAILED (CCAPI.DataQualityFailed)")
+    assert message in json.dumps(slack, ensure_ascii=False)
     assert stack.messages(stack.success_queue) == []
     assert stack.metric_values("WeeklyMonitoringSuccess") == []
     assert len(stack.container.runs) == 2  # a quality failure is not retried

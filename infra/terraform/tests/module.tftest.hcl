@@ -259,10 +259,15 @@ run "fan_out_map_runs_shards_then_assembles_into_the_shared_tail" {
 
   assert {
     condition = alltrue([
-      for name in ["CheckExecutionStatus", "ExtractResults", "PublishMetrics", "NotifySuccess", "HandlePartialFailure", "NotifyPartialFailure", "NotifyFailure", "FailExecution"] :
+      for name in ["ReadResult", "CheckExecutionStatus", "ExtractResults", "PublishMetrics", "NotifySuccess", "HandlePartialFailure", "NotifyPartialFailure", "NotifyFailure", "FailExecution"] :
       jsondecode(aws_sfn_state_machine.weekly.definition).States[name] == jsondecode(local.state_machine_definition).States[name]
-    ]) && jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble.Next == "CheckExecutionStatus"
+    ]) && jsondecode(aws_sfn_state_machine.weekly.definition).States.Assemble.Next == "ReadResult"
     error_message = "The fan-out variant must share the single variant's tail, entered from Assemble."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.weekly.definition).States.ValidateInputs.Next == "CheckSkipCalendar" && jsondecode(aws_sfn_state_machine.weekly.definition).States.CheckSkipCalendar.Default == "RunShards" && jsondecode(aws_sfn_state_machine.weekly.definition).States.CheckSkipCalendar.Choices == jsondecode(local.state_machine_definition).States.CheckSkipCalendar.Choices
+    error_message = "The fan-out variant must honour the skip calendar: a skipped week notifies, an ordinary one goes on to the Map."
   }
 
   assert {
