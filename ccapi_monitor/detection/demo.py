@@ -17,6 +17,7 @@ ItemCollection: the same loader, reader and algorithm as real data.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -378,15 +379,19 @@ def _fractions(world: World, day: date) -> NDArray[np.float32]:
         0.85 - 0.8 * (d - 345) / 20,
     )
     f[VEG][dry], f[SOIL][dry] = veg, 1 - veg
-    for event in world.events:
-        if event.day > day:
-            break
-        flat = f.reshape(5, -1)
-        flat[:, event.pixels] = 0
-        if event.kind == "clearing":
-            flat[EARTH, event.pixels], flat[VEG, event.pixels], flat[SOIL, event.pixels] = 0.8, 0.1, 0.1
+    # Events up to ``day`` (planted in date order), painted per kind at once: they never overlap.
+    happened = world.events[: bisect.bisect_right(world.events, day, key=lambda e: e.day)]
+    flat = f.reshape(5, -1)
+    for kind in ("clearing", "construction"):
+        pixels = [e.pixels for e in happened if e.kind == kind]
+        if not pixels:
+            continue
+        at = np.concatenate(pixels)
+        flat[:, at] = 0
+        if kind == "clearing":
+            flat[EARTH, at], flat[VEG, at], flat[SOIL, at] = 0.8, 0.1, 0.1
         else:
-            flat[EARTH, event.pixels], flat[URBAN, event.pixels] = 0.7, 0.3
+            flat[EARTH, at], flat[URBAN, at] = 0.7, 0.3
     return f
 
 
@@ -409,13 +414,19 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
     rng = np.random.default_rng(_seed("scene", world.region, day.isoformat(), config.fingerprint))
     height, width = world.grid.shape
     h2, w2 = height // 2, width // 2
+    # Only the bands written: blue and swir22 are synthesized with ``all_assets`` alone (every
+    # band is computed on its own, so the others' pixels are the same either way).
+    sel = slice(0, len(BANDS)) if config.all_assets else slice(1, len(BANDS) - 1)
+    at = {name: i for i, name in enumerate(BANDS[sel])}
     fractions = _fractions(world, day).reshape(5, -1)
-    refl = (ENDMEMBERS.T @ fractions).reshape(6, height, width)
+    refl = (ENDMEMBERS.T[sel] @ fractions).reshape(len(at), height, width)
     refl *= world.texture
-    refl[1:4] *= 1 + config.noise * rng.standard_normal((3, height, width), dtype=np.float32)
+    refl[at["green"] : at["nir"] + 1] *= 1 + config.noise * rng.standard_normal(
+        (3, height, width), dtype=np.float32
+    )
     px_per_km = 1000.0 / (2 * config.scale_m)
     haze = rng.exponential(0.012) * (0.5 + _smooth(rng, (h2, w2), 5 * px_per_km))
-    refl += HAZE_WEIGHTS[:, None, None] * np.repeat(np.repeat(haze, 2, 0), 2, 1)[None]
+    refl += HAZE_WEIGHTS[sel, None, None] * np.repeat(np.repeat(haze, 2, 0), 2, 1)[None]
     # Clouds on the 20 m grid, so SCL and reflectance agree pixel for pixel.
     wet = math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365.0)
     cover = float(np.clip(config.cloud_mean + config.cloud_season * wet + 0.25 * rng.standard_normal(), 0, 1))
@@ -440,24 +451,24 @@ def synthesize(world: World, day: date, config: DemoConfig) -> SceneArrays:
     def up(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         return np.repeat(np.repeat(mask, 2, 0), 2, 1)
 
+    # Masked writes (copyto/where) rather than boolean indexing: the same arithmetic per
+    # pixel, without gathering and scattering the masked pixels of every band.
     for mask2, alpha in ((cloud, 1.0), (fringe, 0.12), (cirrus, 0.15)):
-        mask = up(mask2)
-        refl[:, mask] = (1 - alpha) * refl[:, mask] + alpha * CLOUD[:, None]
-    refl[:, up(shadow)] *= 0.3
+        np.copyto(refl, (1 - alpha) * refl + alpha * CLOUD[sel, None, None], where=up(mask2)[None])
+    np.multiply(refl, 0.3, out=refl, where=up(shadow)[None])
     np.clip(refl, 0.0001, 1.5, out=refl)
     # SCL from 20 m block means, as Sen2Cor classifies at 20 m.
     coarse = 0.25 * (refl[:, ::2, ::2] + refl[:, 1::2, ::2] + refl[:, ::2, 1::2] + refl[:, 1::2, 1::2])
-    ndvi = (coarse[3] - coarse[2]) / (coarse[3] + coarse[2])
-    ndwi = (coarse[1] - coarse[3]) / (coarse[1] + coarse[3])
+    green, red, nir = coarse[at["green"]], coarse[at["red"]], coarse[at["nir"]]
+    ndvi = (nir - red) / (nir + red)
+    ndwi = (green - nir) / (green + nir)
     scl = np.select([ndvi > 0.35, ndwi > 0.1], [4, 6], 5).astype(np.uint8)
     scl[ndvi < -0.5] = 2
     scl[shadow] = 3
     scl[cirrus] = 10
     scl[cloud] = 8
     scl[thick] = 9
-    bands = {name: refl[i] for i, name in enumerate(BANDS)}
-    for name in ("swir16", "swir22"):
-        bands[name] = coarse[BANDS.index(name)]
+    bands = {name: coarse[i] if ASSETS[name] > 1 else refl[i] for name, i in at.items()}
     return SceneArrays(bands=bands, scl=scl, cloud_cover=float(cloud.mean() * 100))
 
 
