@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import warnings
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ from ccapi_monitor.detection.demo import (
     DRY_FIELD,
     DemoBackend,
     DemoConfig,
+    cog_blocksize,
     scene_days,
     synthesize,
 )
@@ -123,6 +125,8 @@ def test_archive_layout_is_earth_search_like(demo_archive: DemoArchiveFixture) -
             sizes[key] = src.res[0]
             assert src.driver == "GTiff"
             assert src.profile["tiled"]
+            assert src.block_shapes[0] == (cog_blocksize(src.width, src.height),) * 2
+            assert src.block_shapes[0][0] >= max(src.width, src.height)  # one tile holds these small images
     assert sizes["red"] == TEST_CONFIG.scale_m
     assert sizes["swir16"] == sizes["scl"] == 2 * TEST_CONFIG.scale_m
 
@@ -202,6 +206,21 @@ def test_no_detection_where_every_current_observation_is_clouded(
     assert result.observed_fraction < demo_archive.results[REGION_A.name].observed_fraction
     # The rest of the region is unaffected.
     assert result.polygon_count == demo_archive.results[REGION_A.name].polygon_count - 1
+
+
+def test_detection_in_worker_processes_equals_detection_in_process(demo_archive: DemoArchiveFixture) -> None:
+    """The fixture's backend ran ``prepare``, so it detected in forked workers; a backend that
+    did not detects in-process. Same result, and the workers' offset verdicts reached the
+    backend's ledger (the report's corrections and chips read it)."""
+    assert any(child.name.startswith("ForkProcess") for child in multiprocessing.active_children())
+    here = DemoBackend(demo_archive.backend.params, demo_archive.backend.archive.root.parent, TEST_CONFIG)
+    for region in demo_archive.regions:
+        in_process = here.detect(region, demo_archive.run_date)
+        in_worker = demo_archive.results[region.name]
+        assert in_worker.model_dump(exclude={"duration_s"}) == in_process.model_dump(exclude={"duration_s"})
+    assert demo_archive.backend.corrections() == here.corrections()
+    assert len(here.corrections()) > 0
+    assert demo_archive.backend.items_read() == here.items_read() > 0
 
 
 def test_make_demo_defaults_are_coarse_and_sparse(tmp_path: Path) -> None:
