@@ -220,7 +220,10 @@ def test_detection_in_worker_processes_equals_detection_in_process(demo_archive:
         assert in_worker.model_dump(exclude={"duration_s"}) == in_process.model_dump(exclude={"duration_s"})
     assert demo_archive.backend.corrections() == here.corrections()
     assert len(here.corrections()) > 0
-    assert demo_archive.backend.items_read() == here.items_read() > 0
+    read = here.items_read()
+    assert read is not None
+    assert read > 0
+    assert demo_archive.backend.items_read() == read
 
 
 def test_make_demo_defaults_are_coarse_and_sparse(tmp_path: Path) -> None:
