@@ -16,14 +16,12 @@ and repairs a history lost or written by an older version.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any, Final
-
-import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from shapely.geometry import shape

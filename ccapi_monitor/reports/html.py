@@ -13,7 +13,7 @@ summary that report.json is built from, and class names come from
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
@@ -88,7 +88,10 @@ def _class_title(change_class: str) -> str:
 def _previous(previous: PreviousRunInfo) -> dict[str, Any]:
     if previous.run_id is None:
         return {"run_id": None, "note": previous.note or "first run, or the previous run is missing"}
-    return {"run_id": previous.run_id, "run_date": previous.run_date.isoformat() if previous.run_date else "?"}
+    return {
+        "run_id": previous.run_id,
+        "run_date": previous.run_date.isoformat() if previous.run_date else "?",
+    }
 
 
 def _cards(summary: RunSummary) -> list[dict[str, str]]:
@@ -100,7 +103,7 @@ def _cards(summary: RunSummary) -> list[dict[str, str]]:
     def card(key: str, value: str, note: str = "") -> dict[str, str]:
         return {"key": key, "value": value, "note": note}
 
-    cards = [
+    return [
         card("Run date", summary.run_date.isoformat()),
         card("Status", summary.status, f"exit code {summary.exit_code}"),
         card(
@@ -119,7 +122,6 @@ def _cards(summary: RunSummary) -> list[dict[str, str]]:
         card("Imagery", source, "synthetic demo archive" if source == "demo" else ""),
         card("Environment", summary.environment, f"run took {summary.duration_s:,.0f} s"),
     ]
-    return cards
 
 
 def _label(r: RegionResult) -> str | None:
@@ -162,8 +164,17 @@ def _market_facts(market: MarketFigures | None) -> list[tuple[str, str]]:
         return []
     if market.source == "static":
         why = f"; {market.requested} not used: {market.fallback_reason}" if market.fallback_reason else ""
-        return [("Land price", f"IDR {market.median_idr_per_m2:,.0f}/m², tier {market.tier} of the static table{why}")]
-    spread = f", middle half {market.q1_idr_per_m2:,.0f} to {market.q3_idr_per_m2:,.0f}" if market.q1_idr_per_m2 else ""
+        return [
+            (
+                "Land price",
+                f"IDR {market.median_idr_per_m2:,.0f}/m², tier {market.tier} of the static table{why}",
+            )
+        ]
+    spread = (
+        f", middle half {market.q1_idr_per_m2:,.0f} to {market.q3_idr_per_m2:,.0f}"
+        if market.q1_idr_per_m2
+        else ""
+    )
     facts = [
         (
             "Land price",

@@ -14,18 +14,26 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import structlog
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from ccapi_monitor.models import ChangePolygon, ImageryInfo, PreviousRunInfo, RegionResult, RunStatus, RunSummary, Totals
-from ccapi_monitor.quality import QualityReport
+from ccapi_monitor.errors import StoreError
+from ccapi_monitor.models import (
+    ChangePolygon,
+    ImageryInfo,
+    PreviousRunInfo,
+    RegionResult,
+    RunStatus,
+    RunSummary,
+    Totals,
+)
 from ccapi_monitor.params import DetectionParams, Windows
+from ccapi_monitor.quality import QualityReport
 from ccapi_monitor.reports.history import PARQUET_TYPE, changes_parquet, write_history
 from ccapi_monitor.reports.layout import LATEST_KEY, SCHEMA_VERSION, report_keys
-from ccapi_monitor.errors import StoreError
 from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
+
 
 class RegionReport(RegionResult):
     """A region as report.json has it: its polygons are published in changes.geojson."""
@@ -135,7 +143,9 @@ def move_latest_pointer(store: Store, pointer: dict[str, Any]) -> bool:
         if store.write_if(LATEST_KEY, _json_bytes(latest), "application/json", expected=version):
             return True
         log.info("latest_pointer_race", action="re-reading the pointer another run just wrote")
-    raise StoreError(f"{LATEST_KEY} kept changing under {POINTER_ATTEMPTS} attempts to move it; rerun to publish the pointer")
+    raise StoreError(
+        f"{LATEST_KEY} kept changing under {POINTER_ATTEMPTS} attempts to move it; rerun to publish the pointer"
+    )
 
 
 def next_pointer(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:

@@ -55,8 +55,6 @@ _KM_PER_DEG_LAT: Final = 111.32
 Ring = list[tuple[float, float]]
 
 
-
-
 def data_uri(image: bytes, mime: str = "image/png") -> str:
     """An image as a ``data:`` URI, so the page carries its images inside."""
     return f"data:{mime};base64," + base64.b64encode(image).decode("ascii")

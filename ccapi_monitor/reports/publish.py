@@ -15,8 +15,8 @@ from ccapi_monitor.infrastructure.base import InfrastructureSource, MapLine
 from ccapi_monitor.models import RunSummary
 from ccapi_monitor.regions import Region
 from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.reports.json_report import publish_reports
+from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.storage import Store
 
 log = structlog.get_logger(__name__)
@@ -57,7 +57,9 @@ def publish_run(
         from ccapi_monitor.reports.chips import chip_source_for, collect_chips  # reads imagery: only here
 
         ranked = [(by_name[r.name], r.polygons) for r in rank_order(summary.regions) if r.name in by_name]
-        site_chips = collect_chips(chip_source_for(backend, style=CHIP_STYLES[chips]), ranked, summary.run_date)
+        site_chips = collect_chips(
+            chip_source_for(backend, style=CHIP_STYLES[chips]), ranked, summary.run_date
+        )
     lines = {r.name: _lines(infrastructure, by_name[r.name]) for r in summary.regions if r.name in by_name}
     html = render_html(summary, region_geometries=geometries, chips=site_chips, region_lines=lines)
     log.info("report_html_rendered", bytes=len(html.encode("utf-8")))

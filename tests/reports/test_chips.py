@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import ee
 import numpy as np
 import pystac
 import pytest
@@ -114,8 +113,10 @@ def expected_rgb(lon: float, lat: float) -> list[float]:
 @needs_real
 def test_real_scene_after_chip_shows_the_pixels_under_the_site():
     (chips,) = real_source(href=real_href()).site_chips(None, [REAL_SITE], AFTER_RUN)  # type: ignore[arg-type]
-    assert chips.after.day == REAL_DAY and chips.after.style == "true"
-    assert chips.before.image is None and chips.before.missing == "no acquisition in the window"
+    assert chips.after.day == REAL_DAY
+    assert chips.after.style == "true"
+    assert chips.before.image is None
+    assert chips.before.missing == "no acquisition in the window"
     pixels = decode(chips.after.image)
     centre = pixels[CHIP_PX // 2 - 2 : CHIP_PX // 2 + 3, CHIP_PX // 2 - 2 : CHIP_PX // 2 + 3].reshape(-1, 3)
     expected = expected_rgb(*REAL_SITE.centroid)
@@ -124,7 +125,9 @@ def test_real_scene_after_chip_shows_the_pixels_under_the_site():
     frame_px = ChipFrame.around(REAL_SITE, "EPSG:32629", 100.0).pixel_rings(CHIP_PX)[0]
     x, y = (round(v) for v in frame_px[0])
     corner = pixels[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3)
-    assert any(abs(int(r) - OUTLINE[0]) < 60 and abs(int(g) - OUTLINE[1]) < 60 and b < 120 for r, g, b in corner)
+    assert any(
+        abs(int(r) - OUTLINE[0]) < 60 and abs(int(g) - OUTLINE[1]) < 60 and b < 120 for r, g, b in corner
+    )
 
 
 @needs_real
@@ -140,7 +143,8 @@ def test_real_scene_faults_give_missing_chips(tmp_path: Path):
     # A band that cannot be opened: the chip is missing, nothing raises.
     broken = real_source(href=real_href({"red": tmp_path / "gone.tif"}))
     (chips,) = broken.site_chips(None, [REAL_SITE], AFTER_RUN)  # type: ignore[arg-type]
-    assert chips.after.image is None and chips.after.missing == "unreadable imagery"
+    assert chips.after.image is None
+    assert chips.after.missing == "unreadable imagery"
     # Cloud over the site (SCL 9 everywhere, a real COG written by rasterio): not clear enough.
     cloudy = tmp_path / "SCL.tif"
     shutil.copy(REAL / "SCL.tif", cloudy)
@@ -163,7 +167,12 @@ def test_item_without_blue_falls_back_to_false_colour():
 
 DEMO_RUN = date(2025, 8, 13)  # dry season, many events planted before it
 DEMO_REGION = Region(
-    name="chips_demo", province="test", focus="urban", priority=1, tier=1, geometry=box(107.3, -6.4, 107.36, -6.34)
+    name="chips_demo",
+    province="test",
+    focus="urban",
+    priority=1,
+    tier=1,
+    geometry=box(107.3, -6.4, 107.36, -6.34),
 )
 
 
@@ -194,10 +203,14 @@ def test_demo_chips_show_green_before_and_cleared_after(demo):
     windows = backend.params.windows(DEMO_RUN)
     greener = 0
     for chip in chips:
-        assert chip.after.day is not None and windows.current.contains(chip.after.day)
-        assert chip.before.day is not None and windows.baseline.contains(chip.before.day)
+        assert chip.after.day is not None
+        assert windows.current.contains(chip.after.day)
+        assert chip.before.day is not None
+        assert windows.baseline.contains(chip.before.day)
         frame = ChipFrame.around(chip.polygon, f"EPSG:{DEMO_REGION.utm_epsg}", 40.0)
-        if _greenness(chip.before.image, chip.polygon, frame) > _greenness(chip.after.image, chip.polygon, frame):
+        if _greenness(chip.before.image, chip.polygon, frame) > _greenness(
+            chip.after.image, chip.polygon, frame
+        ):
             greener += 1
     assert greener == len(chips), "every site was greener before than after"
 
@@ -219,12 +232,16 @@ def test_demo_true_colour_chips_and_the_page_budget(demo):
 
 def test_a_source_that_raises_costs_only_its_chips():
     class Broken:
-        def site_chips(self, region: Region, polygons: Sequence[ChangePolygon], run_date: date) -> list[SiteChips]:
+        def site_chips(
+            self, region: Region, polygons: Sequence[ChangePolygon], run_date: date
+        ) -> list[SiteChips]:
             raise RuntimeError("boom")
 
     polygons = [site(107.31, -6.39), site(107.32, -6.38, 0.005)]
     out = collect_chips(Broken(), [(DEMO_REGION, polygons)], DEMO_RUN)
-    assert [s.polygon.area_ha for s in out[DEMO_REGION.name]] == sorted((p.area_ha for p in polygons), reverse=True)
+    assert [s.polygon.area_ha for s in out[DEMO_REGION.name]] == sorted(
+        (p.area_ha for p in polygons), reverse=True
+    )
     assert all(s.after.missing == "imagery unavailable" for s in out[DEMO_REGION.name])
     assert collect_chips(None, [(DEMO_REGION, polygons)], DEMO_RUN)[DEMO_REGION.name][0].before.missing
 
@@ -264,13 +281,15 @@ def test_earth_engine_chips_one_request_each_through_the_limiter(fake_ee: FakeEa
     for chip in chips:
         decode(chip.before.image)
         assert chip.after.period == "latest clear pixels, 2026-10-24 to 2026-11-23"
-        assert chip.before.period is not None and chip.before.period.startswith("greenest clear pixels")
+        assert chip.before.period is not None
+        assert chip.before.period.startswith("greenest clear pixels")
     bodies = [json.loads(b) for b in fake_ee.pixel_bodies]
     assert all(b["fileFormat"] == "JPEG" for b in bodies)
     assert {b["grid"]["crsCode"] for b in bodies} == {f"EPSG:{DEMO_REGION.utm_epsg}"}
     assert all(b["grid"]["dimensions"] == {"width": CHIP_PX, "height": CHIP_PX} for b in bodies)
     text = " ".join(fake_ee.pixel_bodies)
-    assert "COPERNICUS/S2_SR_HARMONIZED" in text and "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in text
+    assert "COPERNICUS/S2_SR_HARMONIZED" in text
+    assert "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED" in text
     assert sum('"ImageCollection.qualityMosaic"' in b for b in fake_ee.pixel_bodies) == len(polygons)
 
 
@@ -286,8 +305,11 @@ def test_earth_engine_chip_retries_429_and_shows_a_refusal_as_missing(fake_ee: F
         return 200, io.BytesIO(_jpeg()).getvalue()
 
     fake_ee.pixels = answer
-    (chips,) = EarthEngineChipSource(backend).site_chips(DEMO_REGION, [site(107.31, -6.39)], date(2026, 11, 23))
-    assert chips.before.image is None and chips.before.missing == "Earth Engine did not return the image"
+    (chips,) = EarthEngineChipSource(backend).site_chips(
+        DEMO_REGION, [site(107.31, -6.39)], date(2026, 11, 23)
+    )
+    assert chips.before.image is None
+    assert chips.before.missing == "Earth Engine did not return the image"
     decode(chips.after.image)
     assert fake_ee.hits["pixels"] == 3  # before (429, then refused: not retried), after
     assert backend.limiter.snapshot()["counters"].get("quota") == 1

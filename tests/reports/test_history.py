@@ -34,8 +34,9 @@ def _query(root: Path, sql: str) -> list[tuple[object, ...]]:
     """``sql`` with ``changes`` and ``regions`` as views over the history folder."""
     con = _duckdb()
     for table in ("changes", "regions"):
+        # S608: fixed table names and the test's own folder, no outside input.
         con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet("  # noqa: S608
             f"'{root}/history/{table}/*/*.parquet', hive_partitioning = true)"
         )
     return con.execute(sql).fetchall()
@@ -63,7 +64,11 @@ def test_changes_parquet_holds_the_geojson_rows(base):
     assert frame.crs.to_epsg() == 4326
     for (_, row), feature in zip(frame.iterrows(), features, strict=True):
         props = feature["properties"]
-        assert (row["region"], row["class"], row["change"]) == (props["region"], props["class"], props["change"])
+        assert (row["region"], row["class"], row["change"]) == (
+            props["region"],
+            props["class"],
+            props["change"],
+        )
         assert row["area_ha"] == pytest.approx(props["area_ha"], abs=1e-4)
         assert row["geometry"].equals(shape(feature["geometry"]))
         assert row["run_date"] == summary.run_date
@@ -109,7 +114,11 @@ def test_weeks_append_a_rerun_replaces_and_a_failed_run_touches_nothing(tmp_path
         "SELECT region, score, label FROM regions WHERE run_date = DATE '2026-11-30' "
         "AND score IS NOT NULL ORDER BY score DESC LIMIT 1",
     )
-    scored = [(r.score.value, r.name, r.score.label) for r in second.regions if r.score and r.score.value is not None]
+    scored = [
+        (r.score.value, r.name, r.score.label)
+        for r in second.regions
+        if r.score and r.score.value is not None
+    ]
     value, name, label = max(scored)
     assert best == [(name, pytest.approx(value), label)]
 
@@ -132,13 +141,18 @@ def test_rebuild_is_idempotent_and_drops_weeks_without_a_published_run(tmp_path:
     chosen = rebuild_history(store, outlines)
     assert chosen == {WEEK1: runs[1].run_id, WEEK2: runs[2].run_id}
     first = {k: store.read_bytes(k) for k in store.list_keys("history/")}
-    assert _query(tmp_path, "SELECT run_date, run_id, count(*) FROM changes GROUP BY 1, 2 ORDER BY 1") == expected
+    assert (
+        _query(tmp_path, "SELECT run_date, run_id, count(*) FROM changes GROUP BY 1, 2 ORDER BY 1")
+        == expected
+    )
     rebuild_history(store, outlines)
     again = {k: store.read_bytes(k) for k in store.list_keys("history/")}
     assert sorted(again) == sorted(first)
     for key, data in again.items():
         assert data is not None
-        assert gpd.read_parquet(io.BytesIO(data)).equals(gpd.read_parquet(io.BytesIO(first[key] or b"missing")))
+        assert gpd.read_parquet(io.BytesIO(data)).equals(
+            gpd.read_parquet(io.BytesIO(first[key] or b"missing"))
+        )
 
 
 @pytest.mark.slow
@@ -153,7 +167,9 @@ def test_two_demo_weeks_and_a_rerun_through_the_worker(tmp_path: Path, worker_en
     runs = sorted(p for p in (out / "weekly").glob("*/*") if p.is_dir())
     assert len(runs) == 3
     newest = {p.parent.name: p for p in runs}  # run ids sort by time: the rerun wins week one
-    rows = _query(out, "SELECT run_date, run_id, count(*), round(sum(area_ha), 3) FROM changes GROUP BY 1, 2 ORDER BY 1")
+    rows = _query(
+        out, "SELECT run_date, run_id, count(*), round(sum(area_ha), 3) FROM changes GROUP BY 1, 2 ORDER BY 1"
+    )
     expected = []
     for day in (WEEK1, WEEK2):
         run = newest[day.isoformat()]
@@ -167,20 +183,34 @@ def test_two_demo_weeks_and_a_rerun_through_the_worker(tmp_path: Path, worker_en
     assert regions == [(WEEK1, region[0], "ok"), (WEEK2, region[0], "ok")]
     # The page of each run carries the before/after chips of the region's top new sites.
     page = (newest[WEEK1.isoformat()] / "report.html").read_text()
-    assert page.count('<li class="site">') == min(5, sum(1 for f in json.loads((newest[WEEK1.isoformat()] / "changes.geojson").read_text())["features"] if f["properties"]["change"] == "new"))
+    assert page.count('<li class="site">') == min(
+        5,
+        sum(
+            1
+            for f in json.loads((newest[WEEK1.isoformat()] / "changes.geojson").read_text())["features"]
+            if f["properties"]["change"] == "new"
+        ),
+    )
     assert "data:image/jpeg;base64," in page
 
 
 def test_rebuild_command(tmp_path: Path, base):
-    summary, outlines = base
+    summary, _outlines = base
     store = LocalStore(tmp_path)
     publish_reports(store, _week(summary, WEEK1, "20261123T060000Z-aaaaaa", keep=1), "<html></html>")
     (tmp_path / partition_key("changes", WEEK1)).unlink()  # a lost partition
     result = CliRunner().invoke(main, ["history", "rebuild", "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-2:] == ["2026-11-23  20261123T060000Z-aaaaaa", "history rebuilt: 1 week"]
-    assert _query(tmp_path, "SELECT count(*) FROM changes") == [(sum(min(1, len(r.polygons)) for r in summary.regions),)]
-    assert _query(tmp_path, "SELECT count(geometry) FROM regions") == [(29,)]  # outlines from the packaged regions
+    assert result.stdout.splitlines()[-2:] == [
+        "2026-11-23  20261123T060000Z-aaaaaa",
+        "history rebuilt: 1 week",
+    ]
+    assert _query(tmp_path, "SELECT count(*) FROM changes") == [
+        (sum(min(1, len(r.polygons)) for r in summary.regions),)
+    ]
+    assert _query(tmp_path, "SELECT count(geometry) FROM regions") == [
+        (29,)
+    ]  # outlines from the packaged regions
     empty = CliRunner().invoke(main, ["history", "rebuild", "--output", str(tmp_path / "typo")])
     assert empty.exit_code == 3
     assert "nothing to rebuild the history from" in empty.stderr

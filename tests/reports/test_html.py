@@ -18,8 +18,8 @@ from shapely.geometry import box, mapping
 from ccapi_monitor.models import (
     ChangePolygon,
     ImageryInfo,
-    PreviousRunInfo,
     InfrastructureResult,
+    PreviousRunInfo,
     RegionResult,
     RunSummary,
 )
@@ -27,9 +27,8 @@ from ccapi_monitor.params import CLASSES, DetectionParams
 from ccapi_monitor.regions import load_regions
 from ccapi_monitor.reports.chips import Chip, SiteChips, top_sites
 from ccapi_monitor.reports.html import render_html
-from ccapi_monitor.scoring import rank_order
 from ccapi_monitor.runner import aggregate
-from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, score_region
+from ccapi_monitor.scoring import CLASS_LABELS, load_land_prices, rank_order, score_region
 
 RUN_DATE = date(2026, 11, 23)
 FAILED = {"jember_southern_coast": "DetectionError: computeValue deadline exceeded after 3 retries"}
@@ -226,7 +225,8 @@ def test_maps_are_valid_pngs_one_per_region_plus_overview(built):
 def test_demo_is_visible_and_absent_for_real_imagery(built):
     summary, geometries, page = built
     assert 'id="demo-banner"' in page
-    assert 'id="demo-note"' in page and "Every figure on this page is synthetic" in page
+    assert 'id="demo-note"' in page
+    assert "Every figure on this page is synthetic" in page
     assert page.count(">DEMO</span>") == len(summary.regions)
     real, _ = build_summary(source="earthengine")
     real_page = render_html(real, region_geometries=geometries)

@@ -8,11 +8,11 @@ import jsonschema
 import pytest
 
 from ccapi_monitor.models import ChangePolygon, InvestmentScore, RegionResult, RunSummary
-from tools import report_schema
-from ccapi_monitor.reports.json_report import build_changes, build_report, publish_reports
 from ccapi_monitor.reports.history import partition_key
+from ccapi_monitor.reports.json_report import build_changes, build_report, publish_reports
 from ccapi_monitor.reports.layout import LATEST_KEY, report_keys
 from ccapi_monitor.storage import LocalStore
+from tools import report_schema
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
 

@@ -6,7 +6,6 @@ import base64
 import io
 import math
 from datetime import date
-
 from pathlib import Path
 
 import pytest
@@ -161,14 +160,18 @@ def test_region_maps_get_the_lines_the_pbf_source_read():
     """The bundled synthetic extract through the real PBF reader: lines only once read, clipped to the box."""
     regions = {r.name: r for r in load_regions()}
     source = PbfSource(DEMO_OSM)
-    coastal = regions["semarang_port_expansion"]  # the north toll road, the railway and a primary road cross it
+    coastal = regions[
+        "semarang_port_expansion"
+    ]  # the north toll road, the railway and a primary road cross it
     assert source.map_lines(coastal) == []  # nothing read yet: nothing drawn, nothing fetched
     source.fetch(coastal)
     lines = source.map_lines(coastal)
     assert {line.kind for line in lines} == {"major_road", "railway"}
     west, south, east, north = coastal.geometry.bounds
     for line in lines:
-        assert all(west - 1e-9 <= x <= east + 1e-9 and south - 1e-9 <= y <= north + 1e-9 for x, y in line.coordinates)
+        assert all(
+            west - 1e-9 <= x <= east + 1e-9 and south - 1e-9 <= y <= north + 1e-9 for x, y in line.coordinates
+        )
     assert source.map_lines(regions["jember_southern_coast"]) == []  # nothing crosses the south coast
     png = render_region_map(mapping(coastal.geometry), [], lines=lines, width=520)
     assert png is not None
