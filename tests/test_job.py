@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 from shapely.geometry import box, shape
 
+from ccapi_monitor.regions import load_regions
 from tests.worker import demo_args, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,3 +213,36 @@ def test_sigterm_mid_run_exits_143_and_the_rerun_resumes(
     assert events.count("region_reused") == done_before
     assert events.count("region_done") == len(regions) - done_before
     assert _latest(out)["run_date"] == RUN_DATE
+
+
+def test_sigterm_while_the_demo_archive_is_written_exits_at_once_with_no_worker_left(
+    tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    """The archive's forked writers inherit the job's signal handlers; unless they drop them,
+    terminating the pool waits for them, past ECS's stop timeout (30 s before SIGKILL)."""
+    out, cache = tmp_path / "reports", tmp_path / "cache"  # an empty cache: the archive is written
+    every = tuple(r.name for r in load_regions())  # tens of seconds of writing: longer than we wait
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_weekly_java_monitor.py"), *_demo_args(out, cache, every)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=worker_env,
+        start_new_session=True,  # its own process group, to find any worker it leaves behind
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"run_started"' in line:
+            break
+    time.sleep(1.0)  # the writers are forked and working
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, rest = proc.communicate(timeout=10)  # EOF on stderr: no forked writer holds it open
+    finally:
+        left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True, check=False)
+        if proc.poll() is None or left.stdout.strip():
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, rest[-3000:]
+    assert left.stdout.strip() == "", "forked archive writers outlived the job"
+    assert not (out / "weekly" / "latest.json").exists()

@@ -23,15 +23,15 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import warnings
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -615,15 +615,21 @@ class DemoArchive:
         split = max(1, min(len(days), workers // max(1, len(todo))))
         units = [(region, days[i::split], split == 1) for region in todo for i in range(split)]
         if min(workers, len(units)) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(
-                min(workers, len(units)), mp_context=context, initializer=_one_blas_thread
-            ) as pool:
+            pool = multiprocessing.get_context("fork").Pool(min(workers, len(units)), _archive_worker)
+            try:
                 jobs = [
-                    pool.submit(_write_region, self.root.parent, self.config, self.params, run_date, *unit)
+                    pool.apply_async(
+                        _write_region, (self.root.parent, self.config, self.params, run_date, *unit)
+                    )
                     for unit in units
                 ]
-                parts = [job.result() for job in jobs]
+                parts = [job.get() for job in jobs]
+                pool.close()
+            finally:
+                # On SIGTERM or a worker's error, stop the others now: waiting for every
+                # region to be written would outlast ECS's stop timeout.
+                pool.terminate()
+                pool.join()
         else:
             with threadpool_limits(1, user_api="blas"):
                 parts = [self.write_region(run_date, *unit) for unit in units]
@@ -797,8 +803,20 @@ class DemoArchive:
         _write_cog(path, world.landcover, world.grid)
 
 
-def _one_blas_thread() -> None:
-    """Worker process initializer: OpenBLAS on one thread (see :meth:`DemoArchive.prepare`)."""
+def _worker_signals() -> None:
+    """Worker process initializer: the default SIGTERM and no SIGINT. Forked workers inherit
+    the job's handlers, which turn a signal into an abort the parent handles; in a pool
+    worker that would be caught and the worker would live on, so ``Pool.terminate`` (on
+    SIGTERM, at exit) would wait for it. Ctrl-C reaches the whole process group: the
+    parent decides."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _archive_worker() -> None:
+    """Archive worker initializer: signals as above, OpenBLAS on one thread (see
+    :meth:`DemoArchive.prepare`)."""
+    _worker_signals()
     threadpool_limits(1, user_api="blas")
 
 
@@ -841,7 +859,7 @@ class DemoBackend(ImageryBackend):
         self.offsets = OffsetLedger()
         self._stac: dict[Path, StacBackend] = {}
         self._stac_lock = threading.Lock()
-        self._workers: ProcessPoolExecutor | None = None
+        self._workers: Pool | None = None
 
     @staticmethod
     def demo_params(params: DetectionParams, config: DemoConfig | None = None) -> DetectionParams:
@@ -865,9 +883,9 @@ class DemoBackend(ImageryBackend):
         self.archive.prepare(regions, run_date)
         workers = min(len(regions), os.cpu_count() or 1)
         if self._workers is None and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-            pool.submit(int).result()  # forks every worker now (fork starts them all at once)
-            self._workers = pool
+            # A Pool forks every worker now, and its workers are terminated when the process
+            # exits (SIGTERM included) instead of being waited for, as an executor's would be.
+            self._workers = multiprocessing.get_context("fork").Pool(workers, _worker_signals)
 
     def preflight(self) -> list[str]:
         """The archive folder must be writable (it is created on first use)."""
@@ -902,16 +920,15 @@ class DemoBackend(ImageryBackend):
         backend's ledger, which the report's chips read."""
         if self._workers is None:
             return self.detect_here(region, run_date, cancel)
-        job = self._workers.submit(
-            _detect_region, self.archive.root.parent, self.config, self.params, region, run_date
+        job = self._workers.apply_async(
+            _detect_region, (self.archive.root.parent, self.config, self.params, region, run_date)
         )
         while True:
             try:
-                result, verdicts = job.result(timeout=_POLL_S)
+                result, verdicts = job.get(timeout=_POLL_S)
                 break
-            except FutureTimeout:
+            except multiprocessing.TimeoutError:
                 if cancel is not None and cancel.is_set():
-                    job.cancel()
                     raise AbortedError(f"detection of {region.name} cancelled") from None
         self.offsets.absorb(verdicts)
         return result

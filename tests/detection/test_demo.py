@@ -212,7 +212,7 @@ def test_detection_in_worker_processes_equals_detection_in_process(demo_archive:
     """The fixture's backend ran ``prepare``, so it detected in forked workers; a backend that
     did not detects in-process. Same result, and the workers' offset verdicts reached the
     backend's ledger (the report's corrections and chips read it)."""
-    assert any(child.name.startswith("ForkProcess") for child in multiprocessing.active_children())
+    assert any(child.name.startswith("ForkPoolWorker") for child in multiprocessing.active_children())
     here = DemoBackend(demo_archive.backend.params, demo_archive.backend.archive.root.parent, TEST_CONFIG)
     for region in demo_archive.regions:
         in_process = here.detect(region, demo_archive.run_date)
