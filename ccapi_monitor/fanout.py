@@ -231,7 +231,7 @@ def record_shard(store: FanOutStore, shard: Shard, summary: RunSummary, started_
         ShardRecord(
             shard=shard.label,
             regions=[r.name for r in summary.regions],
-            failed_regions=[r.name for r in summary.regions if r.status == "failed"],
+            failed_regions=summary.failed_names(),
             started_at=started_at,
             finished_at=datetime.now(UTC),
             imagery=summary.imagery,
@@ -251,5 +251,5 @@ def shard_payload(shard: Shard, summary: RunSummary) -> dict[str, Any]:
         "run_id": summary.run_id,
         "run_date": summary.run_date.isoformat(),
         "regions": summary.counts(),
-        "failed_regions": [r.name for r in summary.regions if r.status == "failed"],
+        "failed_regions": summary.failed_names(),
     }

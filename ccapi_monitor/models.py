@@ -263,6 +263,10 @@ class RunSummary(BaseModel):
     #: The data-quality gate's verdict (docs/quality.md); ``None`` until the gate has run.
     quality: QualityReport | None = None
 
+    def failed_names(self) -> list[str]:
+        """The failed regions' names, in the run's order (callbacks and shard records list them)."""
+        return [r.name for r in self.regions if r.status == "failed"]
+
     def counts(self) -> dict[str, int]:
         by_status = [r.status for r in self.regions]
         return {

@@ -97,7 +97,7 @@ def _fit(
 
 
 def _failed_names(summary: RunSummary) -> list[str]:
-    return [r.name[:MAX_REGION_NAME_CHARS] for r in summary.regions if r.status == "failed"]
+    return [name[:MAX_REGION_NAME_CHARS] for name in summary.failed_names()]
 
 
 def top_regions(summary: RunSummary, count: int = TOP_REGIONS) -> list[dict[str, Any]]:

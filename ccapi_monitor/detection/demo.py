@@ -27,7 +27,7 @@ import signal
 import threading
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -614,8 +614,8 @@ class DemoArchive:
         workers = max(1, workers or os.cpu_count() or 1)
         split = max(1, min(len(days), workers // max(1, len(todo))))
         units = [(region, days[i::split], split == 1) for region in todo for i in range(split)]
-        if min(workers, len(units)) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            pool = multiprocessing.get_context("fork").Pool(min(workers, len(units)), _archive_worker)
+        pool = _fork_pool(min(workers, len(units)), _archive_worker)
+        if pool is not None:
             try:
                 jobs = [
                     pool.apply_async(
@@ -803,6 +803,16 @@ class DemoArchive:
         _write_cog(path, world.landcover, world.grid)
 
 
+def _fork_pool(processes: int, initializer: Callable[[], None]) -> Pool | None:
+    """Forked worker processes (they start with the modules imported), or ``None`` where one
+    would do or ``fork`` is not available. A Pool forks every worker at once, and its workers
+    are terminated when the process exits (SIGTERM included) instead of being waited for, as
+    an executor's would be."""
+    if processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork").Pool(processes, initializer)
+
+
 def _worker_signals() -> None:
     """Worker process initializer: the default SIGTERM and no SIGINT. Forked workers inherit
     the job's handlers, which turn a signal into an abort the parent handles; in a pool
@@ -881,11 +891,8 @@ class DemoBackend(ImageryBackend):
         """Write the archive, then fork the detection workers (here, on the main thread,
         before any region thread or GDAL read is running)."""
         self.archive.prepare(regions, run_date)
-        workers = min(len(regions), os.cpu_count() or 1)
-        if self._workers is None and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            # A Pool forks every worker now, and its workers are terminated when the process
-            # exits (SIGTERM included) instead of being waited for, as an executor's would be.
-            self._workers = multiprocessing.get_context("fork").Pool(workers, _worker_signals)
+        if self._workers is None:
+            self._workers = _fork_pool(min(len(regions), os.cpu_count() or 1), _worker_signals)
 
     def preflight(self) -> list[str]:
         """The archive folder must be writable (it is created on first use)."""

@@ -550,9 +550,8 @@ def chip_source_for(backend: Any, *, style: Style = "true") -> ChipSource | None
         demo: DemoBackend = backend
 
         def demo_scenes(region: Region, run_date: date) -> Sequence[Scene]:
-            return demo.stac(region, run_date).scenes(
-                region, params.windows(run_date)
-            )  # as detection read them
+            # the items as detection parsed and judged them
+            return demo.stac(region, run_date).scenes(region, params.windows(run_date))
 
         # Item hrefs are relative to the items files' folder (one folder for every region).
         return CogChipSource(
