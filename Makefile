@@ -13,9 +13,13 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip uv
 
 # The image and CI install from the same lock file; the project itself goes in without deps.
+# Bytecode is compiled at install, as in the image: Python otherwise compiles numpy, pandas,
+# geopandas... on every start where it cannot write __pycache__ (PYTHONDONTWRITEBYTECODE, a
+# read-only venv), about 3 s of each run's start-up on 2 cores (benchmarks/README.md).
 $(VENV)/.installed: requirements/dev.lock pyproject.toml | $(BIN)/python
-	$(UV) pip sync --python $(BIN)/python --quiet requirements/dev.lock
+	$(UV) pip sync --python $(BIN)/python --quiet --compile-bytecode requirements/dev.lock
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	$(BIN)/python -m compileall -q ccapi_monitor
 	touch $@
 
 venv: $(VENV)/.installed
@@ -102,7 +106,7 @@ test: venv tools browser
 
 # The benchmarks' peer (odc-stac, xarray, dask) comes from the bench extra, on top of dev.
 $(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
-	$(UV) pip sync --python $(BIN)/python --quiet requirements/bench.lock
+	$(UV) pip sync --python $(BIN)/python --quiet --compile-bytecode requirements/bench.lock
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@
 

@@ -22,9 +22,12 @@ asks Earth Engine for the pixels of those sites only, through the request limite
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -74,6 +77,10 @@ JPEG_QUALITY: Final = 78
 #: Encoded chip bytes one page may embed (base64 adds a third): with the maps and
 #: tables the page of 29 regions stays under about 4 MB.
 PAGE_CHIP_BUDGET: Final = 2_000_000
+#: Regions whose chips are fetched at once. Remote COG windows and Earth Engine thumbnails
+#: wait on the network (Earth Engine's requests also pass the backend's limiter), and local
+#: COG opens and reads release the GIL in GDAL: one region at a time left both cores idle.
+CHIP_THREADS: Final = 4
 
 #: Asset keys (Earth Search) per style, displayed as R, G, B.
 STYLE_BANDS: Final[dict[Style, tuple[str, str, str]]] = {
@@ -181,15 +188,24 @@ class ChipFrame:
         return [[((x - west) * k, (north - y) * k) for x, y in ring] for ring in self.rings]
 
     def mask(self, size: int) -> NDArray[np.bool_]:
-        """Pixels of a ``size`` x ``size`` read that fall inside the polygon."""
-        if not self.rings:
-            return np.ones((size, size), dtype=bool)
-        west, _, _, north = self.bounds
-        res = self.side_m / size
+        """Pixels of a ``size`` x ``size`` read that fall inside the polygon (read-only: shared
+        by every scene tried for the site, it is rasterized once)."""
+        return _frame_mask(self, size)
+
+
+@functools.lru_cache(maxsize=256)
+def _frame_mask(frame: ChipFrame, size: int) -> NDArray[np.bool_]:
+    if not frame.rings:
+        mask = np.ones((size, size), dtype=bool)
+    else:
+        west, _, _, north = frame.bounds
+        res = frame.side_m / size
         affine = rasterio.Affine(res, 0, west, 0, -res, north)
-        shapes = [({"type": "Polygon", "coordinates": [list(ring)]}, 1) for ring in self.rings[:1]]
+        shapes = [({"type": "Polygon", "coordinates": [list(ring)]}, 1) for ring in frame.rings[:1]]
         burned = rasterize(shapes, out_shape=(size, size), transform=affine, all_touched=True, dtype="uint8")
-        return np.asarray(burned, dtype=bool)
+        mask = np.asarray(burned, dtype=bool)
+    mask.setflags(write=False)
+    return mask
 
 
 def _rings(geometry: Mapping[str, Any]) -> tuple[tuple[tuple[float, float], ...], ...]:
@@ -284,11 +300,12 @@ class CogChipSource:
         # The region's sites try the same acquisitions: each COG is opened once for all of them
         # (opening costs several times reading a chip's window).
         with ExitStack() as stack, rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            datasets: dict[str, Any] = {}
+            datasets: dict[str, _Source] = {}
 
-            def open_once(href: str) -> Any:
+            def open_once(href: str) -> _Source:
                 if href not in datasets:
-                    datasets[href] = stack.enter_context(rasterio.open(href))
+                    src = stack.enter_context(rasterio.open(href))
+                    datasets[href] = _Source(src, src.crs.to_string())
                 return datasets[href]
 
             recent, candidates = current[::-1][:AFTER_TRIES], baseline[:BEFORE_CANDIDATES]
@@ -352,11 +369,12 @@ class CogChipSource:
             if asset is None:
                 raise KeyError(f"asset {key!r} missing")
             scalings[key] = BandScaling.of(asset)
-            src = open_once(self.href(asset))
+            source = open_once(self.href(asset))
             if frame is None:
-                frame = ChipFrame.around(polygon, src.crs.to_string(), abs(src.res[0]))
-                size = int(min(MAX_READ_PX, max(8, round(frame.side_m / abs(src.res[0])))))
-            dns[key] = _window(src, frame, size, scalings[key].nodata)
+                res = abs(source.dataset.res[0])
+                frame = ChipFrame.around(polygon, source.crs, res)
+                size = int(min(MAX_READ_PX, max(8, round(frame.side_m / res))))
+            dns[key] = _window(source, frame, size, scalings[key].nodata)
         assert frame is not None
         scl_asset = asset_of(item, "scl")
         scl = np.full((size, size), self.params.scl_clear[0], dtype=np.uint8)
@@ -378,14 +396,23 @@ class CogChipSource:
         return _Read(day, float(clear[frame.mask(size)].mean()), bands), frame
 
 
+@dataclass(frozen=True)
+class _Source:
+    """An open COG and its CRS's name, which costs a WKT export to compute: once per COG."""
+
+    dataset: Any
+    crs: str
+
+
 #: Opens a COG once per region's chips (see :meth:`CogChipSource.site_chips`).
-_Opener = Callable[[str], Any]
+_Opener = Callable[[str], _Source]
 
 
-def _window(src: Any, frame: ChipFrame, size: int, fill: float | None) -> NDArray[Any]:
+def _window(source: _Source, frame: ChipFrame, size: int, fill: float | None) -> NDArray[Any]:
     """Band 1 over the frame in the source's CRS, resampled to ``size`` x ``size``, ``fill`` outside."""
-    if src.crs.to_string() != frame.crs:
-        raise ValueError(f"asset CRS {src.crs} differs from the item's first band ({frame.crs})")
+    src = source.dataset
+    if source.crs != frame.crs:
+        raise ValueError(f"asset CRS {source.crs} differs from the item's first band ({frame.crs})")
     west, _, _, north = frame.bounds
     t = src.transform
     window = Window((west - t.c) / t.a, (north - t.f) / t.e, frame.side_m / t.a, frame.side_m / -t.e)
@@ -587,40 +614,55 @@ def collect_chips(
     *,
     budget: int = PAGE_CHIP_BUDGET,
     sites: int = MAX_SITES,
+    threads: int = CHIP_THREADS,
 ) -> dict[str, list[SiteChips]]:
     """Chips of the top sites of each region, regions in the order given (rank order).
 
     Stops fetching once ``budget`` encoded bytes are embedded: the remaining sites are
     listed as missing ("page-size budget"), so the page says what it left out. A
     source that raises for a region costs that region's chips only.
+
+    Regions are fetched on ``threads`` threads, at most that many ahead of the one being
+    counted against the budget; the budget is applied in rank order as before, and the
+    fetches not started when it runs out are cancelled.
     """
     out: dict[str, list[SiteChips]] = {}
     used = 0
-    for region, polygons in regions:
-        chosen = top_sites(polygons, sites)
-        if not chosen:
-            continue
+    chosen = [(region, top_sites(polygons, sites)) for region, polygons in regions]
+    chosen = [(region, picked) for region, picked in chosen if picked]
+
+    def fetch(region: Region, picked: list[ChangePolygon]) -> list[SiteChips]:
         if source is None:
-            out[region.name] = [missing_site(p, "no imagery source for chips") for p in chosen]
-            continue
-        if used >= budget:
-            out[region.name] = [missing_site(p, "left out to keep the page small") for p in chosen]
-            continue
+            return [missing_site(p, "no imagery source for chips") for p in picked]
         try:
-            made = source.site_chips(region, chosen, run_date)
+            return list(source.site_chips(region, picked, run_date))
         except Exception as exc:  # a chip never breaks the report, whatever the source raised
             log.warning("chips.region_failed", region=region.name, error=f"{type(exc).__name__}: {exc}")
-            made = [missing_site(p, "imagery unavailable") for p in chosen]
-        kept = []
-        for site in made:
-            if used + site.size > budget:
-                site = replace(
-                    site,
-                    before=Chip("before", missing="left out to keep the page small"),
-                    after=Chip("after", missing="left out to keep the page small"),
-                )
-            used += site.size
-            kept.append(site)
-        out[region.name] = kept
+            return [missing_site(p, "imagery unavailable") for p in picked]
+
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="chips") as pool:
+        pending: deque[Future[list[SiteChips]]] = deque()
+        queue = iter(chosen)
+        for region, picked in chosen:
+            if source is not None and used >= budget:  # nothing more is fetched
+                for future in pending:
+                    future.cancel()
+                pending.clear()
+                out[region.name] = [missing_site(p, "left out to keep the page small") for p in picked]
+                continue
+            while len(pending) < max(1, threads) and (nxt := next(queue, None)) is not None:
+                pending.append(pool.submit(fetch, *nxt))
+            made = pending.popleft().result()
+            kept = []
+            for site in made:
+                if used + site.size > budget:
+                    site = replace(
+                        site,
+                        before=Chip("before", missing="left out to keep the page small"),
+                        after=Chip("after", missing="left out to keep the page small"),
+                    )
+                used += site.size
+                kept.append(site)
+            out[region.name] = kept
     log.info("chips.collected", regions=len(out), bytes=used, budget=budget)
     return out

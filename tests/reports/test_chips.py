@@ -3,10 +3,12 @@ Earth Engine through the real client, and never a reason for the report to fail.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -30,6 +32,7 @@ from ccapi_monitor.reports.chips import (
     CHIP_PX,
     OUTLINE,
     STYLE_MAX,
+    Chip,
     ChipFrame,
     CogChipSource,
     EarthEngineChipSource,
@@ -244,6 +247,58 @@ def test_a_source_that_raises_costs_only_its_chips():
     )
     assert all(s.after.missing == "imagery unavailable" for s in out[DEMO_REGION.name])
     assert collect_chips(None, [(DEMO_REGION, polygons)], DEMO_RUN)[DEMO_REGION.name][0].before.missing
+
+
+class FixedChips:
+    """A chip source answering one fixed-size chip pair a site, recording the regions asked;
+    ``barrier`` (when set) makes each fetch wait for another fetch running at the same time."""
+
+    def __init__(self, size: int, barrier: threading.Barrier | None = None) -> None:
+        self.size = size
+        self.barrier = barrier
+        self.asked: list[str] = []
+        self.lock = threading.Lock()
+
+    def site_chips(
+        self, region: Region, polygons: Sequence[ChangePolygon], run_date: date
+    ) -> list[SiteChips]:
+        with self.lock:
+            self.asked.append(region.name)
+        if self.barrier is not None:
+            self.barrier.wait()
+        return [
+            SiteChips(p, Chip("before", b"b" * self.size), Chip("after", b"a" * self.size)) for p in polygons
+        ]
+
+
+def regions_with_sites(count: int) -> list[tuple[Region, list[ChangePolygon]]]:
+    return [
+        (dataclasses.replace(DEMO_REGION, name=f"r{i:02d}"), [site(107.31 + i * 0.01, -6.39)])
+        for i in range(count)
+    ]
+
+
+def test_regions_are_fetched_concurrently_and_kept_in_rank_order() -> None:
+    # Each fetch waits at a 2-party barrier: fetched one at a time, the first would time out.
+    source = FixedChips(100, threading.Barrier(2, timeout=10))
+    regions = regions_with_sites(6)
+    out = collect_chips(source, regions, DEMO_RUN, threads=2)
+    assert list(out) == [r.name for r, _ in regions]
+    assert all(s.before.image and s.after.image for sites in out.values() for s in sites)
+    assert sorted(source.asked) == [r.name for r, _ in regions]
+
+
+def test_the_budget_is_spent_in_rank_order_and_later_regions_are_not_fetched() -> None:
+    source = FixedChips(100)  # 200 bytes a site
+    regions = regions_with_sites(20)
+    out = collect_chips(source, regions, DEMO_RUN, budget=3 * 200, threads=3)
+    kept = [name for name, sites in out.items() if sites[0].size]
+    assert kept == ["r00", "r01", "r02"]
+    assert all(
+        sites[0].before.missing == "left out to keep the page small" for sites in list(out.values())[3:]
+    )
+    # at most `threads` fetches run ahead of the region that spent the budget
+    assert len(source.asked) <= 3 + 3
 
 
 def test_only_new_sites_largest_first():
