@@ -50,7 +50,8 @@ lock: | $(BIN)/python
 # Two weeks, so this week's figures are new changes against last week's run (a first run
 # counts every change of the past year as new), with infrastructure from the synthetic
 # extract shipped for the demo (ccapi_monitor/data/README.md). Last week runs once.
-# benchmarks/bench_demo.py times this target with DEMO_OUTPUT and DEMO_CACHE in a temporary folder.
+# benchmarks/bench_demo.py times this target with DEMO_OUTPUT and DEMO_CACHE in a temporary folder;
+# bench_demo_options.py runs its two commands (these variables) on smaller demo archives.
 DEMO_DATE ?= $(shell date -u +%F)
 DEMO_PREVIOUS = $(shell date -u -d '$(DEMO_DATE) -7 days' +%F)
 DEMO_OUTPUT ?= ./reports
@@ -58,10 +59,11 @@ DEMO_CACHE ?= ./.ccapi-cache
 DEMO_ARGS = --imagery demo --auto-confirm --output $(DEMO_OUTPUT) --cache $(DEMO_CACHE) \
 	--infrastructure pbf --osm-pbf ccapi_monitor/data/demo_java.osm.pbf
 # Last week's page is never the one opened, so its run makes no image chips.
+DEMO_PREVIOUS_ARGS = --run-date $(DEMO_PREVIOUS) --metrics off --report-chips off
 demo: venv
 	@if [ ! -d $(DEMO_OUTPUT)/weekly/$(DEMO_PREVIOUS) ]; then \
 		echo "make: first the demo's previous week, $(DEMO_PREVIOUS) (about half a minute, once)"; \
-		$(BIN)/ccapi-monitor run $(DEMO_ARGS) --run-date $(DEMO_PREVIOUS) --metrics off --report-chips off >/dev/null 2>&1; \
+		$(BIN)/ccapi-monitor run $(DEMO_ARGS) $(DEMO_PREVIOUS_ARGS) >/dev/null 2>&1; \
 		rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 2 ] || \
 		{ echo "make: the demo run of $(DEMO_PREVIOUS) exited $$rc; run it by hand to see why"; exit 1; }; \
 	fi

@@ -20,6 +20,7 @@ BENCHMARKS = (
     ("bench_remote", True),
     ("bench_earthengine", False),
     ("bench_demo", False),
+    ("bench_demo_options", False),
     ("bench_market", False),
 )
 
