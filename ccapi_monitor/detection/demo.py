@@ -850,11 +850,12 @@ _WORKER_BACKENDS: dict[tuple[Path, DemoConfig], DemoBackend] = {}
 def _detect_region(
     archive_dir: Path, config: DemoConfig, params: DetectionParams, region: Region, run_date: date
 ) -> tuple[DetectionResult, LedgerState]:
-    """:meth:`DemoBackend.detect_here` in a worker process, with the worker's offset verdicts."""
+    """:meth:`DemoBackend.detect_here` in a worker process, with the offset verdicts the
+    worker made since its previous region."""
     backend = _WORKER_BACKENDS.get((archive_dir, config))
     if backend is None:
         backend = _WORKER_BACKENDS.setdefault((archive_dir, config), DemoBackend(params, archive_dir, config))
-    return backend.detect_here(region, run_date), backend.offsets.state()
+    return backend.detect_here(region, run_date), backend.offsets.news()
 
 
 class DemoBackend(ImageryBackend):

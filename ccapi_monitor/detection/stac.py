@@ -441,6 +441,9 @@ class OffsetLedger:
         self._offsets: dict[str, float] = {}
         self._corrections: dict[str, OffsetCorrection] = {}
         self._seen: set[str] = set()
+        #: What :meth:`news` has already handed out.
+        self._told_offsets: set[str] = set()
+        self._told_seen: set[str] = set()
 
     def offset_for(
         self,
@@ -488,11 +491,18 @@ class OffsetLedger:
         wanted = found.keys() if item_ids is None else set(item_ids) & found.keys()
         return [found[i] for i in sorted(wanted)]
 
-    def state(self) -> LedgerState:
-        """The verdicts, corrections and items seen so far, to merge into another ledger (a
-        worker process's verdicts into the run's, see :meth:`absorb`)."""
+    def news(self) -> LedgerState:
+        """The verdicts, corrections and items seen since the last call, to merge into another
+        ledger (a worker process's into the run's, see :meth:`absorb`). Only the news: a
+        worker replies once a region, and its whole ledger would grow with every region it
+        has done (15,800 items over the 331 cells of the Java grid)."""
         with self._lock:
-            return LedgerState(dict(self._offsets), dict(self._corrections), frozenset(self._seen))
+            offsets = {i: o for i, o in self._offsets.items() if i not in self._told_offsets}
+            seen = frozenset(self._seen - self._told_seen)
+            self._told_offsets.update(offsets)
+            self._told_seen |= seen
+            corrections = {i: self._corrections[i] for i in offsets if i in self._corrections}
+            return LedgerState(offsets, corrections, seen)
 
     def absorb(self, state: LedgerState) -> None:
         """Take another ledger's verdicts; an item already judged here keeps its verdict."""

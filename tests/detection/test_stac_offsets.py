@@ -22,6 +22,9 @@ from ccapi_monitor.detection.grid import RegionGrid
 from ccapi_monitor.detection.stac import (
     BASELINE_04_OFFSET,
     BandScaling,
+    LedgerState,
+    OffsetCorrection,
+    OffsetLedger,
     SceneReader,
     StacBackend,
     asset_of,
@@ -248,3 +251,27 @@ def test_file_of_unknown_items_fails_detection_too(tmp_path: Path) -> None:
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
     with pytest.raises(DetectionError, match="no Sentinel-2 L2A item"):
         StacBackend(PARAMS, str(path)).detect(RKH_REGION, date(2020, 9, 1))
+
+
+def test_a_ledgers_news_is_what_it_learned_since_it_last_told() -> None:
+    """A demo worker replies with its ledger's news once a region: never the items of the
+    regions it did before, and the run's ledger ends up with every verdict once."""
+    fix = OffsetCorrection("b", "pixels carry the offset", 0.0, -0.1)
+    worker = OffsetLedger()
+    worker.absorb(LedgerState({"a": 0.0, "b": -0.1}, {"b": fix}, frozenset({"a", "b", "x"})))
+    first = worker.news()
+    assert (first.offsets, first.corrections, first.seen) == (
+        {"a": 0.0, "b": -0.1},
+        {"b": fix},
+        {"a", "b", "x"},
+    )
+    worker.absorb(LedgerState({"a": 0.0, "c": 0.0}, {}, frozenset({"a", "c"})))
+    second = worker.news()
+    assert (second.offsets, second.corrections, second.seen) == ({"c": 0.0}, {}, {"c"})
+    assert worker.news() == LedgerState({}, {}, frozenset())
+
+    run = OffsetLedger()
+    for news in (first, second):
+        run.absorb(news)
+    assert run.items_read == worker.items_read == 4
+    assert run.corrections() == worker.corrections() == [fix]
