@@ -36,14 +36,15 @@ RUN_DATE = "2026-11-23"
 TARGET_S = 20.0
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def make_demo(output: Path, cache: Path, run_date: str = RUN_DATE) -> dict[str, float]:
     """Wall and CPU seconds of ``make demo`` writing to ``output`` with ``cache``."""
-    cpu0 = _children_cpu()
+    cpu0 = children_cpu()
     started = time.perf_counter()
     subprocess.run(
         [
@@ -61,7 +62,7 @@ def make_demo(output: Path, cache: Path, run_date: str = RUN_DATE) -> dict[str, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return {"wall_s": round(time.perf_counter() - started, 2), "cpu_s": round(_children_cpu() - cpu0, 2)}
+    return {"wall_s": round(time.perf_counter() - started, 2), "cpu_s": round(children_cpu() - cpu0, 2)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -35,8 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_DATE = "2026-11-23"
+from benchmarks.bench_demo import REPO, RUN_DATE, children_cpu
+
 #: name -> (weeks run, DemoConfig fields changed)
 VARIANTS: dict[str, tuple[int, dict[str, int]]] = {
     "shipped": (2, {}),
@@ -68,11 +67,6 @@ def make_variable(name: str, **overrides: str) -> list[str]:
     return shlex.split(out.stdout)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_variant(root: Path, weeks: int, fields: dict[str, int]) -> dict[str, Any]:
     overrides = {
         "DEMO_DATE": RUN_DATE,
@@ -84,7 +78,7 @@ def run_variant(root: Path, weeks: int, fields: dict[str, int]) -> dict[str, Any
     if weeks == 2:
         commands.insert(0, [*demo_args, *make_variable("DEMO_PREVIOUS_ARGS", **overrides)])
     child = [sys.executable, "-m", "benchmarks.bench_demo_options", "--child", json.dumps(fields), "--"]
-    cpu0, started = _children_cpu(), time.perf_counter()
+    cpu0, started = children_cpu(), time.perf_counter()
     for command in commands:
         # exit 2 (partial) still publishes; anything else is a broken variant
         proc = subprocess.run([*child, "run", *command], cwd=REPO, capture_output=True, text=True)
@@ -92,7 +86,7 @@ def run_variant(root: Path, weeks: int, fields: dict[str, int]) -> dict[str, Any
             raise SystemExit(f"{command}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     figures: dict[str, Any] = {
         "wall_s": round(time.perf_counter() - started, 2),
-        "cpu_s": round(_children_cpu() - cpu0, 2),
+        "cpu_s": round(children_cpu() - cpu0, 2),
     }
     (report,) = (root / "reports" / "weekly" / RUN_DATE).glob("*/report.json")
     document = json.loads(report.read_text(encoding="utf-8"))

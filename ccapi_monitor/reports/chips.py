@@ -640,7 +640,8 @@ def collect_chips(
             log.warning("chips.region_failed", region=region.name, error=f"{type(exc).__name__}: {exc}")
             return [missing_site(p, "imagery unavailable") for p in picked]
 
-    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="chips") as pool:
+    ahead = max(1, threads)
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="chips") as pool:
         pending: deque[Future[list[SiteChips]]] = deque()
         queue = iter(chosen)
         for region, picked in chosen:
@@ -650,7 +651,7 @@ def collect_chips(
                 pending.clear()
                 out[region.name] = [missing_site(p, "left out to keep the page small") for p in picked]
                 continue
-            while len(pending) < max(1, threads) and (nxt := next(queue, None)) is not None:
+            while len(pending) < ahead and (nxt := next(queue, None)) is not None:
                 pending.append(pool.submit(fetch, *nxt))
             made = pending.popleft().result()
             kept = []
